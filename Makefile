@@ -1,0 +1,124 @@
+# bpfsvc build. `make` builds build/bpfsvc; `make test` and `make demo` first install the
+# Debian packages they need (`make deps`). V=1 shows the commands.
+
+CC ?= cc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+BUILD := build
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+# Packages a fresh Debian 12 needs for building, testing and the demo.
+DEB_PKGS := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
+	libcurl4-openssl-dev libjansson-dev libyaml-dev libmicrohttpd-dev \
+	iproute2 iptables nftables curl procps util-linux
+
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+WARN := -Wall -Wextra -Werror
+CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -g -O2 $(WARN) -Iinclude -Iuser -I$(BUILD) \
+	-DBPFSVC_VERSION='"$(VERSION)"' -MMD -MP
+LDLIBS := -lbpf -lelf -lz -ljansson -lyaml
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+
+USER_SRCS := $(wildcard user/*.c)
+LIB_SRCS := $(filter-out user/main.c,$(USER_SRCS))
+USER_OBJS := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(USER_SRCS))
+LIB_OBJS := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+ASAN_OBJS := $(patsubst user/%.c,$(BUILD)/asan/obj/%.o,$(USER_SRCS))
+ASAN_LIB_OBJS := $(patsubst user/%.c,$(BUILD)/asan/obj/%.o,$(LIB_SRCS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(UNIT_SRCS))
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+
+.PHONY: all deps test unit e2e demo clean vmlinux asan tools
+.DEFAULT_GOAL := all
+# Keep the BPF object and skeleton: they are intermediates of every user object.
+.SECONDARY:
+
+all: $(BUILD)/bpfsvc tools
+
+tools: $(TOOL_BINS)
+
+asan: $(BUILD)/asan/bpfsvc $(UNIT_BINS)
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c include/bpfsvc_abi.h vmlinux/vmlinux.h | $(BUILD)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Iinclude -Ivmlinux -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/%.o: user/%.c $(SKELS) | $(BUILD)/obj
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/asan/obj/%.o: user/%.c $(SKELS) | $(BUILD)/asan/obj
+	$(call msg,CC-SAN,$@)
+	$(Q)$(CC) $(CFLAGS_COMMON) $(SAN) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/bpfsvc: $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/asan/bpfsvc: $(ASAN_OBJS)
+	$(call msg,LINK-SAN,$@)
+	$(Q)$(CC) $(SAN) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJS) | $(BUILD)/asan/tests
+	$(call msg,UNIT,$@)
+	$(Q)$(CC) $(CFLAGS_COMMON) $(SAN) -MF $@.d $< $(ASAN_LIB_OBJS) $(LDLIBS) -o $@
+
+$(BUILD)/tools/%: tests/tools/%.c | $(BUILD)/tools
+	$(call msg,TOOL,$@)
+	$(Q)$(CC) -std=gnu11 -g -O2 $(WARN) -MMD -MP $< -o $@
+
+$(BUILD) $(BUILD)/obj $(BUILD)/asan/obj $(BUILD)/asan/tests $(BUILD)/tools:
+	$(Q)mkdir -p $@
+
+# Regenerate the committed vmlinux.h from the running kernel's BTF.
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
+
+unit: deps
+	$(Q)$(MAKE) --no-print-directory asan
+	$(Q)tests/run.sh unit
+
+e2e: deps
+	$(Q)$(MAKE) --no-print-directory all asan
+	$(Q)tests/run.sh e2e
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all asan
+	$(Q)tests/run.sh all
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)deploy/demo.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/asan/obj/*.d $(BUILD)/asan/tests/*.d $(BUILD)/tools/*.d)

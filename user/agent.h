@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+#ifndef BPFSVC_AGENT_H
+#define BPFSVC_AGENT_H
+
+#include <stdint.h>
+
+struct agent_opts {
+	const char *from_file; /* Kubernetes objects, JSON or YAML */
+	const char *node_name;
+	const char *cgroup;
+	const char *pin_path;
+	uint32_t max_frontends, max_services, max_slots, max_revnat; /* 0: pinned or default */
+};
+
+/* Run until SIGINT/SIGTERM. Returns 0 or a negative errno (already logged). */
+int agent_run(const struct agent_opts *o);
+
+#endif

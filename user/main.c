@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* bpfsvc: one binary, subcommands. Only this level prints errors for the user. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "list.h"
+#include "log.h"
+#include "sock_lb.h"
+
+#ifndef BPFSVC_VERSION
+#define BPFSVC_VERSION "unknown"
+#endif
+
+#define EXIT_USAGE 2
+
+static const char main_usage[] =
+	"Usage: bpfsvc <command> [options]\n"
+	"\n"
+	"eBPF kube-proxy replacement: Service VIPs balanced at connect() time.\n"
+	"\n"
+	"Commands:\n"
+	"  agent     program the datapath from Kubernetes objects and keep it in sync\n"
+	"  list      show the programmed services and their backends\n"
+	"  cleanup   detach the programs and remove the pinned maps\n"
+	"  version   print the version\n"
+	"\n"
+	"Run 'bpfsvc <command> --help' for a command's options.\n";
+
+static const char agent_usage[] =
+	"Usage: bpfsvc agent --from-file FILE [options]\n"
+	"\n"
+	"  --from-file FILE      Kubernetes List of Services and EndpointSlices (JSON or YAML,\n"
+	"                        as 'kubectl get services,endpointslices -A -o json' prints);\n"
+	"                        re-read on SIGHUP and when the file changes\n"
+	"  --node-name NAME      this node, for internalTrafficPolicy: Local (default: hostname)\n"
+	"  --cgroup PATH         cgroup v2 to attach to (default: the cgroup v2 root)\n"
+	"  --pin-path DIR        bpffs directory for maps and links (default " BPFSVC_DEFAULT_PIN_PATH ")\n"
+	"  --max-services N      service ports the maps hold (default 65536)\n"
+	"  --max-backends N      backends the maps hold (default 262144)\n"
+	"  --max-sockets N       client sockets remembered for reverse translation (default 262144)\n"
+	"  -v, --verbose         debug logs\n"
+	"\n"
+	"SIGINT/SIGTERM stop the agent and leave the datapath serving; a new agent on the same\n"
+	"pin path adopts it and rewrites only what differs.\n";
+
+static const char list_usage[] = "Usage: bpfsvc list [--pin-path DIR] [--json]\n";
+static const char cleanup_usage[] = "Usage: bpfsvc cleanup [--pin-path DIR]\n";
+
+static int usage_error(const char *usage, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "bpfsvc: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n%s", usage);
+	return EXIT_USAGE;
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > UINT32_MAX / 2)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int cmd_agent(int argc, char **argv)
+{
+	enum { O_FILE = 1, O_NODE, O_CGROUP, O_PIN, O_MAXSVC, O_MAXBE, O_MAXSOCK, O_HELP };
+	static const struct option opts[] = {
+		{ "from-file", required_argument, NULL, O_FILE },
+		{ "node-name", required_argument, NULL, O_NODE },
+		{ "cgroup", required_argument, NULL, O_CGROUP },
+		{ "pin-path", required_argument, NULL, O_PIN },
+		{ "max-services", required_argument, NULL, O_MAXSVC },
+		{ "max-backends", required_argument, NULL, O_MAXBE },
+		{ "max-sockets", required_argument, NULL, O_MAXSOCK },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, O_HELP },
+		{},
+	};
+	struct agent_opts o = { .pin_path = BPFSVC_DEFAULT_PIN_PATH };
+	char host[HOST_NAME_MAX + 1], cg[PATH_MAX];
+	uint32_t n;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+v", opts, NULL)) != -1) {
+		switch (c) {
+		case O_FILE:
+			o.from_file = optarg;
+			break;
+		case O_NODE:
+			o.node_name = optarg;
+			break;
+		case O_CGROUP:
+			o.cgroup = optarg;
+			break;
+		case O_PIN:
+			o.pin_path = optarg;
+			break;
+		case O_MAXSVC:
+		case O_MAXBE:
+		case O_MAXSOCK:
+			if (parse_u32(optarg, 16, &n))
+				return usage_error(agent_usage, "bad number \"%s\" (16 or more)",
+						   optarg);
+			if (c == O_MAXSVC) {
+				o.max_services = n;
+				o.max_frontends = 2 * n; /* dual-stack: two VIPs per port */
+			} else if (c == O_MAXBE) {
+				o.max_slots = 2 * n; /* room for the atomic switch */
+			} else {
+				o.max_revnat = n;
+			}
+			break;
+		case 'v':
+			log_max_level = LOG_DEBUG;
+			break;
+		case O_HELP:
+			fputs(agent_usage, stdout);
+			return 0;
+		default:
+			return usage_error(agent_usage, "%s", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return usage_error(agent_usage, "unexpected argument \"%s\"", argv[optind]);
+	if (!o.from_file)
+		return usage_error(agent_usage, "%s", "--from-file is required");
+	if (!o.node_name) {
+		if (gethostname(host, sizeof(host)))
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = 0;
+		o.node_name = host;
+	}
+	if (!o.cgroup) {
+		if (cgroup2_root(cg, sizeof(cg))) {
+			fprintf(stderr, "bpfsvc: no cgroup v2 mount in /proc/mounts; pass --cgroup\n");
+			return 1;
+		}
+		o.cgroup = cg;
+	}
+	return agent_run(&o) ? 1 : 0;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pin-path", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *pin = BPFSVC_DEFAULT_PIN_PATH;
+	bool json = false;
+	char err[512] = "";
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			pin = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(list_usage, stdout);
+			return 0;
+		default:
+			return usage_error(list_usage, "%s", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return usage_error(list_usage, "unexpected argument \"%s\"", argv[optind]);
+	if (list_print(pin, json, stdout, err, sizeof(err))) {
+		fprintf(stderr, "bpfsvc list: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_cleanup(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pin-path", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *pin = BPFSVC_DEFAULT_PIN_PATH;
+	char err[512] = "";
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			pin = optarg;
+			break;
+		case 'h':
+			fputs(cleanup_usage, stdout);
+			return 0;
+		default:
+			return usage_error(cleanup_usage, "%s", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return usage_error(cleanup_usage, "unexpected argument \"%s\"", argv[optind]);
+	if (datapath_cleanup(pin, err, sizeof(err))) {
+		fprintf(stderr, "bpfsvc cleanup: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd)
+		return usage_error(main_usage, "%s", "missing command");
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		fputs(main_usage, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("bpfsvc %s\n", BPFSVC_VERSION);
+		return 0;
+	}
+	/* Subcommands parse from their own name, so getopt's messages say "agent: ...". */
+	argc--;
+	argv++;
+	if (!strcmp(cmd, "agent"))
+		return cmd_agent(argc, argv);
+	if (!strcmp(cmd, "list"))
+		return cmd_list(argc, argv);
+	if (!strcmp(cmd, "cleanup"))
+		return cmd_cleanup(argc, argv);
+	return usage_error(main_usage, "unknown command \"%s\"", cmd);
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * model: Kubernetes Services + EndpointSlices -> desired datapath state, with kube-proxy's
+ * semantics. Pure: no I/O, no BPF, no logging (problems are reported through a callback).
+ * Every kube-proxy rule the project implements lives here and only here.
+ */
+#ifndef BPFSVC_MODEL_H
+#define BPFSVC_MODEL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bpfsvc_abi.h"
+
+/* Which service port a frontend belongs to (Kubernetes' ServicePortName). */
+struct model_svc_ref {
+	char ns[BPFSVC_NS_LEN];
+	char name[BPFSVC_NAME_LEN];
+	char port_name[BPFSVC_PORTNAME_LEN];
+};
+
+/* One desired frontend: VIP:port/proto and the backends a connect may land on. */
+struct model_fe {
+	struct bpfsvc_fe_key key;
+	struct model_svc_ref svc;
+	uint16_t flags;		    /* BPFSVC_FE_F_* */
+	uint32_t nbe;
+	struct bpfsvc_backend *be; /* sorted by memcmp, no duplicates */
+};
+
+/* The whole desired state, sorted by key (memcmp) once model_build() returns. */
+struct model_state {
+	struct model_fe *fe;
+	size_t n;
+	size_t cap;
+};
+
+struct model_opts {
+	const char *node_name; /* for internalTrafficPolicy: Local; may be NULL */
+};
+
+/* Called for each object or part that was skipped, with the reason. kind is "Service" or
+ * "EndpointSlice". */
+typedef void (*model_warn_fn)(void *arg, const char *kind, const char *ns, const char *name,
+			      const char *why);
+
+/*
+ * Build the desired state from a JSON array of Kubernetes objects (other kinds are ignored).
+ * Bad objects are reported through warn and left out; the rest is built.
+ * Returns 0 or -ENOMEM / -EINVAL (objects is not an array). out must be zeroed or freed.
+ */
+int model_build(json_t *objects, const struct model_opts *opts, model_warn_fn warn, void *arg,
+		struct model_state *out);
+
+/*
+ * Append the frontends of one Service to out (unsorted), using the EndpointSlices in slices
+ * (a JSON array, already joined to this service by label, assumed valid: see
+ * model_slice_check). Returns 0, -EINVAL if the service is malformed (warn was called), or
+ * -ENOMEM. A service kube-proxy ignores (headless, ExternalName, ...) adds nothing, returns 0.
+ */
+int model_add_service(json_t *svc, json_t *slices, const struct model_opts *opts,
+		      model_warn_fn warn, void *arg, struct model_state *out);
+
+/* Validate an EndpointSlice. Returns 0 if usable, 1 if kube-proxy ignores it (FQDN,
+ * proxy-name label), -EINVAL if malformed (warn was called). On 0, *svc_name is the service it
+ * belongs to (borrowed from the object). */
+int model_slice_check(json_t *slice, model_warn_fn warn, void *arg, const char **svc_name);
+
+void model_sort(struct model_state *st);
+void model_state_free(struct model_state *st);
+
+#endif

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The user-space peer of bpf/sock_lb.bpf.c: load the programs, create or adopt the pinned
+ * maps, attach to a cgroup with pinned links, and give sync its map operations.
+ */
+#ifndef BPFSVC_SOCK_LB_H
+#define BPFSVC_SOCK_LB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sync.h"
+
+#define BPFSVC_DEFAULT_PIN_PATH "/sys/fs/bpf/bpfsvc"
+
+/* Map sizes; 0 keeps what is pinned, or the ABI default for a new map. */
+struct map_sizes {
+	uint32_t frontends, services, slots, revnat;
+};
+
+/* Pinned map fds, enough to read or write the state without loading programs. */
+struct pinned_maps {
+	int fe, slots, svcs, stats;
+	uint32_t max_services;
+	int ncpus;
+};
+
+struct datapath;
+
+/* Open or create the maps under pin_path, load the programs and attach them to cgroup
+ * (replacing the programs of links already pinned there, without a gap). */
+int datapath_open(const char *pin_path, const char *cgroup, const struct map_sizes *sizes,
+		  struct datapath **out, char *err, size_t errlen);
+/* Close fds; pins (and so the attached datapath) stay. NULL is fine. */
+void datapath_close(struct datapath *dp);
+const struct pinned_maps *datapath_maps(const struct datapath *dp);
+
+/* Rebuild sync's mirror from the maps and delete garbage slots; *gc counts those deletes. */
+int datapath_adopt(struct datapath *dp, struct sync *s, uint64_t *gc);
+
+/* Map operations for sync over dp (ctx is the struct pinned_maps *). */
+extern const struct sync_ops datapath_sync_ops;
+
+/* Detach the programs and remove every pin under pin_path. */
+int datapath_cleanup(const char *pin_path, char *err, size_t errlen);
+
+int pinned_open(const char *pin_path, struct pinned_maps *m, char *err, size_t errlen);
+void pinned_close(struct pinned_maps *m);
+
+/* The mount point of the cgroup v2 hierarchy, from /proc/mounts. */
+int cgroup2_root(char *buf, size_t len);
+
+#endif

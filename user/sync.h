@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * sync: keep the datapath maps equal to the model's desired state with the fewest writes.
+ * Holds a mirror of what the maps contain, diffs the desired state against it and writes
+ * the difference through sync_ops (the real maps, or a fake in unit tests).
+ *
+ * A changed backend set is written under a fresh set id, then the frontend is switched to it
+ * in one element update, and the old set's slots are deleted only after a grace period, so a
+ * concurrent connect() always sees a whole set (the atomic-switch rule of DESIGN.md).
+ */
+#ifndef BPFSVC_SYNC_H
+#define BPFSVC_SYNC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bpfsvc_abi.h"
+#include "model.h"
+
+struct sync_ops {
+	int (*fe_update)(void *ctx, const struct bpfsvc_fe_key *k, const struct bpfsvc_fe_val *v);
+	int (*fe_delete)(void *ctx, const struct bpfsvc_fe_key *k);
+	int (*slot_update)(void *ctx, const struct bpfsvc_slot_key *k,
+			   const struct bpfsvc_backend *b);
+	int (*slot_delete)(void *ctx, const struct bpfsvc_slot_key *k);
+	/* Write service metadata for id; fresh means a new owner, so zero its counters too. */
+	int (*svc_set)(void *ctx, uint32_t id, const struct bpfsvc_svc_info *info, bool fresh);
+};
+
+struct sync_fe {
+	struct bpfsvc_fe_key key;
+	struct bpfsvc_fe_val val; /* val.count backends in be */
+	struct bpfsvc_backend *be;
+	bool dirty;		  /* adopted in an inconsistent state: rewrite on next apply */
+};
+
+struct sync_svc {
+	struct bpfsvc_svc_info info;
+	uint32_t refs; /* frontends using this id */
+};
+
+struct sync_pending {
+	uint32_t set_id;
+	uint32_t count;
+	uint64_t due_ns;
+};
+
+struct sync {
+	const struct sync_ops *ops;
+	void *ctx;
+	struct sync_fe *fe; /* sorted by key */
+	size_t n, cap;
+	struct sync_svc *svc; /* indexed by svc_id */
+	uint32_t max_svc;
+	uint32_t svc_hint;    /* where the search for a free svc_id starts */
+	json_t *svc_index;    /* "ns/name:port" -> svc_id */
+	uint32_t next_set_id;
+	uint32_t *live_sets;  /* sorted, built by sync_adopt_done() for slot GC */
+	size_t nlive;
+	struct sync_pending *pend;
+	size_t npend, cappend;
+	uint64_t grace_ns;
+};
+
+struct sync_result {
+	uint32_t added, updated, removed, unchanged, failed;
+	uint64_t writes; /* map element updates and deletes issued */
+};
+
+int sync_init(struct sync *s, const struct sync_ops *ops, void *ctx, uint32_t max_svc,
+	      uint64_t grace_ns);
+void sync_fini(struct sync *s);
+
+/* Adoption: feed what the pinned maps hold, then sync_adopt_done(). be is copied. */
+int sync_adopt_svc(struct sync *s, uint32_t id, const struct bpfsvc_svc_info *info);
+int sync_adopt_fe(struct sync *s, const struct bpfsvc_fe_key *k, const struct bpfsvc_fe_val *v,
+		  const struct bpfsvc_backend *be, uint32_t nbe, bool dirty);
+int sync_adopt_done(struct sync *s, struct sync_result *res);
+/* After adoption: is set_id referenced by any frontend? (slots of other sets are garbage) */
+bool sync_set_live(const struct sync *s, uint32_t set_id);
+
+/* Make the maps equal to want. Per-frontend failures are counted in res->failed and the
+ * mirror keeps what is really in the maps; returns 0, or -ENOMEM. */
+int sync_apply(struct sync *s, const struct model_state *want, uint64_t now_ns,
+	       struct sync_result *res);
+
+/* Delete the slots of replaced sets whose grace period has passed. *next_due_ns is the next
+ * deadline, or 0 if nothing is pending. Returns the number of slot deletes issued. */
+uint64_t sync_reap(struct sync *s, uint64_t now_ns, bool all, uint64_t *next_due_ns);
+
+#endif

@@ -1,0 +1,713 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * YAML stream -> jansson tree, built from libyaml's event parser so that we see scalar style
+ * and tags (the document API loses nothing either, but would hold the whole node graph twice).
+ * See yamljson.h for the resolution rules and where they deliberately differ from plain YAML.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strtod_l: float parsing must not depend on the process locale */
+#endif
+#include "yamljson.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+_Static_assert(sizeof(json_int_t) == sizeof(int64_t), "integer range checks assume 64-bit json_int_t");
+
+#define YAML_MERGE_TAG "tag:yaml.org,2002:merge"
+
+/*
+ * Aliases are shared, not copied, so memory stays linear; but anything that walks the result
+ * (json_dumps, our own consumers) sees the expanded tree. Cap how many nodes aliases may add so
+ * a few hundred bytes of nested aliases cannot stand for billions of nodes.
+ */
+#define MAX_ALIAS_NODES 1000000u
+
+/* Keep error messages readable when the offending scalar is huge. */
+#define ERR_SCALAR_MAX 64
+
+struct ctx {
+	yaml_parser_t parser;
+	const char *buf;
+	size_t len;
+	json_t *anchors;    /* anchor name -> [node, expanded weight, source text or null] */
+	size_t alias_nodes; /* nodes added by alias expansion so far */
+	locale_t c_locale;  /* created on the first float */
+	char *err;
+	size_t errlen;
+};
+
+static int __attribute__((format(printf, 4, 5)))
+fail(struct ctx *c, const yaml_mark_t *mark, int rc, const char *fmt, ...)
+{
+	size_t off = 0;
+	va_list ap;
+	int n;
+
+	if (!c->err || !c->errlen)
+		return rc;
+	c->err[0] = '\0';
+	if (mark) {
+		n = snprintf(c->err, c->errlen, "line %zu column %zu: ", mark->line + 1,
+			     mark->column + 1);
+		if (n < 0 || (size_t)n >= c->errlen)
+			return rc;
+		off = (size_t)n;
+	}
+	va_start(ap, fmt);
+	vsnprintf(c->err + off, c->errlen - off, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int oom(struct ctx *c)
+{
+	return fail(c, NULL, -ENOMEM, "out of memory");
+}
+
+/* libyaml reports reader (encoding) errors only as a byte offset; users want a line. */
+static yaml_mark_t offset_mark(const struct ctx *c, size_t offset)
+{
+	yaml_mark_t m = { .index = offset };
+	size_t line_start = 0;
+
+	if (offset > c->len)
+		offset = c->len;
+	for (size_t i = 0; i < offset; i++) {
+		if (c->buf[i] == '\n') {
+			m.line++;
+			line_start = i + 1;
+		}
+	}
+	m.column = offset - line_start;
+	return m;
+}
+
+static int parser_error(struct ctx *c)
+{
+	const yaml_parser_t *p = &c->parser;
+	const char *problem = p->problem ? p->problem : "invalid YAML";
+	yaml_mark_t m;
+
+	switch (p->error) {
+	case YAML_MEMORY_ERROR:
+		return oom(c);
+	case YAML_READER_ERROR:
+		m = offset_mark(c, p->problem_offset);
+		if (p->problem_value != -1)
+			return fail(c, &m, -EINVAL, "%s (#%X at byte offset %zu)", problem,
+				    (unsigned int)p->problem_value, p->problem_offset);
+		return fail(c, &m, -EINVAL, "%s (byte offset %zu)", problem, p->problem_offset);
+	default:
+		if (p->context)
+			return fail(c, &p->problem_mark, -EINVAL, "%s (%s at line %zu column %zu)",
+				    problem, p->context, p->context_mark.line + 1,
+				    p->context_mark.column + 1);
+		return fail(c, &p->problem_mark, -EINVAL, "%s", problem);
+	}
+}
+
+static int next_event(struct ctx *c, yaml_event_t *ev)
+{
+	if (!yaml_parser_parse(&c->parser, ev))
+		return parser_error(c);
+	return 0;
+}
+
+static bool eq(const char *s, size_t n, const char *lit)
+{
+	return strlen(lit) == n && memcmp(s, lit, n) == 0;
+}
+
+static bool is_digit(char ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+static bool is_null(const char *s, size_t n)
+{
+	return n == 0 || eq(s, n, "~") || eq(s, n, "null") || eq(s, n, "Null") || eq(s, n, "NULL");
+}
+
+static bool match_bool(const char *s, size_t n, bool *v)
+{
+	if (eq(s, n, "true") || eq(s, n, "True") || eq(s, n, "TRUE")) {
+		*v = true;
+		return true;
+	}
+	if (eq(s, n, "false") || eq(s, n, "False") || eq(s, n, "FALSE")) {
+		*v = false;
+		return true;
+	}
+	return false;
+}
+
+static int digit_value(char ch)
+{
+	if (is_digit(ch))
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Core-schema integers: [-+]?[0-9]+ | 0o[0-7]+ | 0x[0-9a-fA-F]+. Hand-rolled because strtoll
+ * also accepts whitespace, "0X", signed hex and leading-zero octal, none of which are integers
+ * here. -ERANGE means "is an integer but does not fit", so the caller can report it rather than
+ * silently turning a typo'd port into a string.
+ */
+static int parse_int(const char *s, size_t n, json_int_t *v)
+{
+	uint64_t mag = 0, limit = INT64_MAX;
+	bool neg = false, overflow = false;
+	unsigned int base = 10;
+	size_t i = 0;
+
+	if (n > 2 && s[0] == '0' && s[1] == 'x') {
+		base = 16;
+		i = 2;
+	} else if (n > 2 && s[0] == '0' && s[1] == 'o') {
+		base = 8;
+		i = 2;
+	} else if (n > 0 && (s[0] == '-' || s[0] == '+')) {
+		neg = s[0] == '-';
+		i = 1;
+	}
+	if (i == n)
+		return -EINVAL;
+	if (neg)
+		limit = (uint64_t)INT64_MAX + 1;
+	for (; i < n; i++) {
+		int d = digit_value(s[i]);
+
+		if (d < 0 || (unsigned int)d >= base)
+			return -EINVAL;
+		/* keep scanning after overflow: a later non-digit makes it a string, not an error */
+		if (overflow || mag > (limit - (unsigned int)d) / base)
+			overflow = true;
+		else
+			mag = mag * base + (unsigned int)d;
+	}
+	if (overflow)
+		return -ERANGE;
+	if (neg)
+		*v = mag == limit ? INT64_MIN : -(json_int_t)mag;
+	else
+		*v = (json_int_t)mag;
+	return 0;
+}
+
+/*
+ * Core-schema floats: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? plus .inf/.nan.
+ * -ERANGE: a float JSON cannot carry (infinities, NaN, overflow).
+ */
+static int parse_float(struct ctx *c, const char *s, size_t n, double *v)
+{
+	size_t i = 0, int_digits = 0, frac_digits = 0, exp_digits = 0;
+
+	if (eq(s, n, ".nan") || eq(s, n, ".NaN") || eq(s, n, ".NAN"))
+		return -ERANGE;
+	if (i < n && (s[i] == '-' || s[i] == '+'))
+		i++;
+	if (eq(s + i, n - i, ".inf") || eq(s + i, n - i, ".Inf") || eq(s + i, n - i, ".INF"))
+		return -ERANGE;
+	for (; i < n && is_digit(s[i]); i++)
+		int_digits++;
+	if (i < n && s[i] == '.')
+		for (i++; i < n && is_digit(s[i]); i++)
+			frac_digits++;
+	if (int_digits + frac_digits == 0)
+		return -EINVAL;
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '-' || s[i] == '+'))
+			i++;
+		for (; i < n && is_digit(s[i]); i++)
+			exp_digits++;
+		if (!exp_digits)
+			return -EINVAL;
+	}
+	if (i != n)
+		return -EINVAL;
+
+	if (!c->c_locale) {
+		c->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+		if (!c->c_locale)
+			return -ENOMEM;
+	}
+	/* libyaml NUL-terminates scalar values and the grammar above consumed all n bytes */
+	*v = strtod_l(s, NULL, c->c_locale);
+	if (!isfinite(*v))
+		return -ERANGE;
+	return 0;
+}
+
+enum want { WANT_ANY, WANT_STR, WANT_NULL, WANT_BOOL, WANT_INT, WANT_FLOAT };
+
+static enum want scalar_want(const yaml_event_t *ev)
+{
+	const char *tag = (const char *)ev->data.scalar.tag;
+	bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+
+	if (!tag)
+		return plain ? WANT_ANY : WANT_STR;
+	/* "!" is the non-specific tag: the spec says such a scalar is a string */
+	if (!strcmp(tag, "!") || !strcmp(tag, YAML_STR_TAG))
+		return WANT_STR;
+	if (!strcmp(tag, YAML_NULL_TAG))
+		return WANT_NULL;
+	if (!strcmp(tag, YAML_BOOL_TAG))
+		return WANT_BOOL;
+	if (!strcmp(tag, YAML_INT_TAG))
+		return WANT_INT;
+	if (!strcmp(tag, YAML_FLOAT_TAG))
+		return WANT_FLOAT;
+	return plain ? WANT_ANY : WANT_STR;
+}
+
+static const char *want_name(enum want w)
+{
+	switch (w) {
+	case WANT_NULL:
+		return "!!null";
+	case WANT_BOOL:
+		return "!!bool";
+	case WANT_INT:
+		return "!!int";
+	case WANT_FLOAT:
+		return "!!float";
+	default:
+		return "scalar";
+	}
+}
+
+static int build_scalar(struct ctx *c, const yaml_event_t *ev, json_t **out)
+{
+	const char *s = (const char *)ev->data.scalar.value;
+	size_t n = ev->data.scalar.length;
+	int shown = n > ERR_SCALAR_MAX ? ERR_SCALAR_MAX : (int)n;
+	enum want want = scalar_want(ev);
+	json_int_t iv;
+	double dv;
+	bool bv;
+	int rc;
+
+	*out = NULL;
+	if (want == WANT_STR)
+		goto string;
+	if ((want == WANT_ANY || want == WANT_NULL) && is_null(s, n)) {
+		*out = json_null();
+		return 0;
+	}
+	if ((want == WANT_ANY || want == WANT_BOOL) && match_bool(s, n, &bv)) {
+		*out = json_boolean(bv);
+		return 0;
+	}
+	if (want == WANT_ANY || want == WANT_INT || want == WANT_FLOAT) {
+		rc = parse_int(s, n, &iv);
+		if (rc == 0) {
+			*out = want == WANT_FLOAT ? json_real((double)iv) : json_integer(iv);
+			return *out ? 0 : oom(c);
+		}
+		/* a long digit string is still a perfectly good !!float */
+		if (rc == -ERANGE && want != WANT_FLOAT)
+			return fail(c, &ev->start_mark, -EINVAL, "integer %.*s%s is out of range",
+				    shown, s, (size_t)shown < n ? "..." : "");
+	}
+	if (want == WANT_ANY || want == WANT_FLOAT) {
+		rc = parse_float(c, s, n, &dv);
+		if (rc == 0) {
+			*out = json_real(dv);
+			return *out ? 0 : oom(c);
+		}
+		if (rc == -ENOMEM)
+			return oom(c);
+		if (rc == -ERANGE)
+			return fail(c, &ev->start_mark, -EINVAL,
+				    "float %.*s%s cannot be represented in JSON", shown, s,
+				    (size_t)shown < n ? "..." : "");
+	}
+	if (want != WANT_ANY)
+		return fail(c, &ev->start_mark, -EINVAL, "cannot parse \"%.*s%s\" as %s", shown, s,
+			    (size_t)shown < n ? "..." : "", want_name(want));
+string:
+	*out = json_stringn(s, n);
+	/* libyaml only hands out valid UTF-8, so allocation is the only way this fails */
+	return *out ? 0 : oom(c);
+}
+
+static int add_anchor(struct ctx *c, const char *name, json_t *node, size_t weight, json_t *raw)
+{
+	json_t *entry = json_pack("[O,I,O]", node, (json_int_t)weight, raw ? raw : json_null());
+
+	if (!entry || json_object_set_new(c->anchors, name, entry))
+		return oom(c);
+	return 0;
+}
+
+static int build_node(struct ctx *c, yaml_event_t *ev, unsigned int depth, json_t **out,
+		      size_t *weight, json_t **raw);
+
+static int build_sequence(struct ctx *c, unsigned int depth, json_t **out, size_t *weight)
+{
+	json_t *arr = json_array(), *item = NULL;
+	yaml_event_t ev = { 0 };
+	size_t total = 1, w;
+	int rc = 0;
+
+	if (!arr) {
+		rc = oom(c);
+		goto cleanup;
+	}
+	for (;;) {
+		rc = next_event(c, &ev);
+		if (rc)
+			goto cleanup;
+		if (ev.type == YAML_SEQUENCE_END_EVENT)
+			break;
+		rc = build_node(c, &ev, depth + 1, &item, &w, NULL);
+		if (rc)
+			goto cleanup;
+		rc = json_array_append_new(arr, item) ? oom(c) : 0;
+		item = NULL;
+		if (rc)
+			goto cleanup;
+		total += w;
+	}
+	*out = arr;
+	arr = NULL;
+	*weight = total;
+cleanup:
+	yaml_event_delete(&ev);
+	json_decref(arr);
+	return rc;
+}
+
+static bool is_merge_key(const yaml_event_t *ev)
+{
+	const char *tag;
+
+	if (ev->type != YAML_SCALAR_EVENT)
+		return false;
+	tag = (const char *)ev->data.scalar.tag;
+	if (tag)
+		return !strcmp(tag, YAML_MERGE_TAG);
+	/* a quoted "<<" is an ordinary key */
+	return ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+	       eq((const char *)ev->data.scalar.value, ev->data.scalar.length, "<<");
+}
+
+static int add_merge_sources(struct ctx *c, json_t *merges, json_t *val, const yaml_mark_t *mark)
+{
+	size_t i;
+	json_t *src;
+
+	if (json_is_object(val))
+		return json_array_append(merges, val) ? oom(c) : 0;
+	if (!json_is_array(val))
+		goto bad;
+	json_array_foreach(val, i, src) {
+		if (!json_is_object(src))
+			goto bad;
+	}
+	return json_array_extend(merges, val) ? oom(c) : 0;
+bad:
+	return fail(c, mark, -EINVAL, "merge key value must be a mapping or a sequence of mappings");
+}
+
+/* Explicit keys beat merged ones, and earlier merge sources beat later ones (YAML merge spec). */
+static int apply_merges(struct ctx *c, json_t *obj, json_t *merges)
+{
+	const char *key;
+	size_t i, key_len;
+	json_t *src, *value;
+
+	json_array_foreach(merges, i, src) {
+		json_object_keylen_foreach(src, key, key_len, value) {
+			if (json_object_getn(obj, key, key_len))
+				continue;
+			if (json_object_setn(obj, key, key_len, value))
+				return oom(c);
+		}
+	}
+	return 0;
+}
+
+static int build_mapping(struct ctx *c, unsigned int depth, json_t **out, size_t *weight)
+{
+	json_t *obj = json_object(), *merges = json_array(), *key = NULL, *raw = NULL, *val = NULL;
+	yaml_event_t ev = { 0 };
+	yaml_mark_t kmark, vmark;
+	size_t total = 1, w;
+	bool merge;
+	int rc = 0;
+
+	if (!obj || !merges) {
+		rc = oom(c);
+		goto cleanup;
+	}
+	for (;;) {
+		rc = next_event(c, &ev);
+		if (rc)
+			goto cleanup;
+		if (ev.type == YAML_MAPPING_END_EVENT)
+			break;
+		kmark = ev.start_mark;
+		/* JSON object keys are strings; there is no faithful rendering of a collection key */
+		if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+			rc = fail(c, &kmark, -EINVAL, "mapping keys must be scalars");
+			goto cleanup;
+		}
+		merge = is_merge_key(&ev);
+		rc = build_node(c, &ev, depth + 1, &key, &w, &raw);
+		if (rc)
+			goto cleanup;
+		if (!raw) {
+			rc = fail(c, &kmark, -EINVAL,
+				  "mapping keys must be scalars (alias refers to a collection)");
+			goto cleanup;
+		}
+
+		rc = next_event(c, &ev);
+		if (rc)
+			goto cleanup;
+		vmark = ev.start_mark;
+		rc = build_node(c, &ev, depth + 1, &val, &w, NULL);
+		if (rc)
+			goto cleanup;
+		total += w;
+
+		if (merge)
+			rc = add_merge_sources(c, merges, val, &vmark);
+		else
+			rc = json_object_setn(obj, json_string_value(raw), json_string_length(raw), val)
+				     ? oom(c)
+				     : 0;
+		json_decref(val);
+		json_decref(raw);
+		json_decref(key);
+		val = raw = key = NULL;
+		if (rc)
+			goto cleanup;
+	}
+	rc = apply_merges(c, obj, merges);
+	if (rc)
+		goto cleanup;
+	*out = obj;
+	obj = NULL;
+	*weight = total;
+cleanup:
+	yaml_event_delete(&ev);
+	json_decref(val);
+	json_decref(raw);
+	json_decref(key);
+	json_decref(merges);
+	json_decref(obj);
+	return rc;
+}
+
+/*
+ * Consumes *ev. *weight is how many nodes the value stands for with aliases expanded. If raw is
+ * non-NULL it receives the scalar's source text as a new JSON string reference (NULL for
+ * collections): mapping keys use the text as written, not the resolved value.
+ */
+static int build_node(struct ctx *c, yaml_event_t *ev, unsigned int depth, json_t **out,
+		      size_t *weight, json_t **raw)
+{
+	json_t *node = NULL, *text = NULL, *entry;
+	const char *anchor = NULL;
+	size_t w = 1;
+	int rc = 0;
+
+	switch (ev->type) {
+	case YAML_ALIAS_EVENT:
+		entry = json_object_get(c->anchors, (const char *)ev->data.alias.anchor);
+		if (!entry) {
+			rc = fail(c, &ev->start_mark, -EINVAL, "unknown alias *%s",
+				  (const char *)ev->data.alias.anchor);
+			goto cleanup;
+		}
+		w = (size_t)json_integer_value(json_array_get(entry, 1));
+		if (w > MAX_ALIAS_NODES - c->alias_nodes) {
+			rc = fail(c, &ev->start_mark, -EINVAL,
+				  "aliases expand to more than %u nodes", MAX_ALIAS_NODES);
+			goto cleanup;
+		}
+		c->alias_nodes += w;
+		node = json_incref(json_array_get(entry, 0));
+		text = json_array_get(entry, 2);
+		text = json_is_string(text) ? json_incref(text) : NULL;
+		break;
+	case YAML_SCALAR_EVENT:
+		anchor = (const char *)ev->data.scalar.anchor;
+		rc = build_scalar(c, ev, &node);
+		if (rc)
+			goto cleanup;
+		if (raw || anchor) {
+			text = json_is_string(node) ? json_incref(node)
+						    : json_stringn((const char *)ev->data.scalar.value,
+								   ev->data.scalar.length);
+			if (!text) {
+				rc = oom(c);
+				goto cleanup;
+			}
+		}
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+	case YAML_MAPPING_START_EVENT:
+		if (depth >= YAMLJSON_MAX_DEPTH) {
+			rc = fail(c, &ev->start_mark, -EINVAL,
+				  "collections nested more than %d levels deep", YAMLJSON_MAX_DEPTH);
+			goto cleanup;
+		}
+		if (ev->type == YAML_SEQUENCE_START_EVENT) {
+			anchor = (const char *)ev->data.sequence_start.anchor;
+			rc = build_sequence(c, depth, &node, &w);
+		} else {
+			anchor = (const char *)ev->data.mapping_start.anchor;
+			rc = build_mapping(c, depth, &node, &w);
+		}
+		if (rc)
+			goto cleanup;
+		break;
+	default:
+		rc = fail(c, &ev->start_mark, -EINVAL, "unexpected YAML event %d", (int)ev->type);
+		goto cleanup;
+	}
+
+	/* registered only once complete, so an alias inside its own anchor is "unknown": no cycles */
+	if (anchor) {
+		rc = add_anchor(c, anchor, node, w, text);
+		if (rc)
+			goto cleanup;
+	}
+	*out = node;
+	node = NULL;
+	*weight = w;
+	if (raw) {
+		*raw = text;
+		text = NULL;
+	}
+cleanup:
+	yaml_event_delete(ev);
+	json_decref(text);
+	json_decref(node);
+	return rc;
+}
+
+/* "---" followed by nothing: libyaml reports an untagged, unanchored empty plain scalar. */
+static bool is_empty_document(const yaml_event_t *ev)
+{
+	return ev->type == YAML_SCALAR_EVENT && ev->data.scalar.length == 0 &&
+	       ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !ev->data.scalar.tag &&
+	       !ev->data.scalar.anchor;
+}
+
+int yamljson_parse(const char *buf, size_t len, json_t **out, char *err, size_t errlen)
+{
+	struct ctx c = { .buf = buf, .len = len, .err = err, .errlen = errlen };
+	json_t *docs = NULL, *doc = NULL, *result = NULL;
+	yaml_event_t ev = { 0 };
+	bool parser_ready = false;
+	size_t w;
+	int rc = 0;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!out)
+		return fail(&c, NULL, -EINVAL, "no output pointer");
+	*out = NULL;
+	if (!buf && len)
+		return fail(&c, NULL, -EINVAL, "NULL buffer with non-zero length");
+
+	if (!yaml_parser_initialize(&c.parser)) {
+		rc = oom(&c);
+		goto cleanup;
+	}
+	parser_ready = true;
+	/* libyaml asserts on a NULL input even when it is empty */
+	yaml_parser_set_input_string(&c.parser, (const unsigned char *)(buf ? buf : ""), len);
+
+	c.anchors = json_object();
+	docs = json_array();
+	if (!c.anchors || !docs) {
+		rc = oom(&c);
+		goto cleanup;
+	}
+
+	rc = next_event(&c, &ev); /* STREAM-START */
+	if (rc)
+		goto cleanup;
+	for (;;) {
+		yaml_event_delete(&ev);
+		rc = next_event(&c, &ev);
+		if (rc)
+			goto cleanup;
+		if (ev.type == YAML_STREAM_END_EVENT)
+			break;
+		if (ev.type != YAML_DOCUMENT_START_EVENT) {
+			rc = fail(&c, &ev.start_mark, -EINVAL, "unexpected YAML event %d",
+				  (int)ev.type);
+			goto cleanup;
+		}
+		yaml_event_delete(&ev);
+
+		rc = next_event(&c, &ev); /* document root */
+		if (rc)
+			goto cleanup;
+		if (!is_empty_document(&ev)) {
+			rc = build_node(&c, &ev, 0, &doc, &w, NULL);
+			if (rc)
+				goto cleanup;
+			rc = json_array_append_new(docs, doc) ? oom(&c) : 0;
+			doc = NULL;
+			if (rc)
+				goto cleanup;
+		}
+		yaml_event_delete(&ev);
+
+		rc = next_event(&c, &ev); /* DOCUMENT-END */
+		if (rc)
+			goto cleanup;
+		/* anchors are scoped to their document */
+		json_object_clear(c.anchors);
+	}
+
+	switch (json_array_size(docs)) {
+	case 0:
+		result = json_null();
+		break;
+	case 1:
+		result = json_incref(json_array_get(docs, 0));
+		break;
+	default:
+		result = json_pack("{s:s,s:s,s:O}", "kind", "List", "apiVersion", "v1", "items",
+				   docs);
+		if (!result) {
+			rc = oom(&c);
+			goto cleanup;
+		}
+	}
+	*out = result;
+cleanup:
+	yaml_event_delete(&ev);
+	json_decref(doc);
+	json_decref(docs);
+	json_decref(c.anchors);
+	if (parser_ready)
+		yaml_parser_delete(&c.parser);
+	if (c.c_locale)
+		freelocale(c.c_locale);
+	return rc;
+}
