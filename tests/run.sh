@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Run unit and/or end-to-end tests and print one final line "N passed, N failed".
+# Each test program prints "ok - ..." / "not ok - ..." lines and its own "N passed, N failed";
+# a program that dies without that line, or exits non-zero, counts as a failure.
+set -u
+cd "$(dirname "$0")/.."
+what=${1:-all}
+total_pass=0
+total_fail=0
+failed_names=()
+
+run_one() {
+	local name=$1 out rc line p f
+	shift
+	out=$(mktemp)
+	printf '=== %s\n' "$name"
+	"$@" 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	rm -f "$out"
+	if [ -z "$line" ]; then
+		echo "not ok - $name ended without a result line (exit $rc)"
+		total_fail=$((total_fail + 1))
+		failed_names+=("$name")
+		return
+	fi
+	p=${line%% passed*}
+	f=${line#*passed, }
+	f=${f%% failed*}
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "not ok - $name exited $rc"
+		total_fail=$((total_fail + 1))
+	fi
+	if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then failed_names+=("$name"); fi
+}
+
+if [ "$what" = unit ] || [ "$what" = all ]; then
+	for t in build/asan/tests/test_*; do
+		[ -x "$t" ] || continue
+		case $t in *.d) continue ;; esac
+		run_one "unit/$(basename "$t")" "$t"
+	done
+fi
+
+if [ "$what" = e2e ] || [ "$what" = all ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "not ok - e2e tests need root (namespaces, BPF)"
+		total_fail=$((total_fail + 1))
+	else
+		# The agent runs under ASan/UBSan in the end-to-end tests too.
+		export BPFSVC=${BPFSVC:-$PWD/build/asan/bpfsvc}
+		export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+		export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+		for t in tests/e2e/test_*.sh; do
+			run_one "e2e/$(basename "$t" .sh)" bash "$t"
+		done
+	fi
+fi
+
+if [ ${#failed_names[@]} -gt 0 ]; then
+	printf '# failing: %s\n' "${failed_names[*]}"
+fi
+printf '%d passed, %d failed\n' "$total_pass" "$total_fail"
+[ "$total_fail" -eq 0 ]
