@@ -180,6 +180,9 @@ reload() {
 	wait_for "agent resync" 100 synced_past "$before"
 }
 
+# syncs_since N: the sync lines after the first N.
+syncs_since() { grep 'msg="sync done"' "$AGENT_LOG" | tail -n +"$(($1 + 1))"; }
+
 last_sync() { grep 'msg="sync done"' "$AGENT_LOG" | tail -n 1; }
 
 # write_objects OBJ...: replace $OBJS atomically with a kubectl-style List of OBJ.
