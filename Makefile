@@ -16,15 +16,15 @@ endif
 
 # Packages a fresh Debian 12 needs for building, testing and the demo.
 DEB_PKGS := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-	libcurl4-openssl-dev libjansson-dev libyaml-dev libmicrohttpd-dev \
-	iproute2 iptables nftables curl procps util-linux
+	libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libmicrohttpd-dev uthash-dev \
+	iproute2 iptables nftables curl procps util-linux python3 openssl
 
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 WARN := -Wall -Wextra -Werror
 CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -g -O2 $(WARN) -Iinclude -Iuser -I$(BUILD) \
 	-DBPFSVC_VERSION='"$(VERSION)"' -MMD -MP
-LDLIBS := -lbpf -lelf -lz -ljansson -lyaml
+LDLIBS := -lbpf -lelf -lz -ljansson -lyaml -lcurl -lcrypto
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)

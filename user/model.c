@@ -134,7 +134,8 @@ int model_slice_check(json_t *slice, model_warn_fn warn, void *arg, const char *
 	}
 	if (fam == 0 || !svc || !*svc)
 		return 1; /* FQDN or not owned by a service: kube-proxy ignores it */
-	if (ports && !json_is_array(ports)) {
+	/* "ports": null and "endpoints": null are what the API server prints for empty lists. */
+	if (ports && !json_is_null(ports) && !json_is_array(ports)) {
 		warnf(warn, arg, kind, slice, "ports is not a list");
 		return -EINVAL;
 	}
@@ -151,7 +152,7 @@ int model_slice_check(json_t *slice, model_warn_fn warn, void *arg, const char *
 			return -EINVAL;
 		}
 	}
-	if (eps && !json_is_array(eps)) {
+	if (eps && !json_is_null(eps) && !json_is_array(eps)) {
 		warnf(warn, arg, kind, slice, "endpoints is not a list");
 		return -EINVAL;
 	}
@@ -175,7 +176,9 @@ int model_slice_check(json_t *slice, model_warn_fn warn, void *arg, const char *
 	return 0;
 }
 
-/* Endpoint conditions with kube-proxy's defaults for unset fields. */
+/* Endpoint conditions with kube-proxy's defaults for unset fields: ready and serving true,
+ * terminating false (endpointslicecache.go; the API doc's "serving defers to ready" is not
+ * what kube-proxy does). */
 static void ep_conditions(json_t *ep, bool *ready, bool *serving, bool *terminating)
 {
 	json_t *c = json_object_get(ep, "conditions");
@@ -183,7 +186,7 @@ static void ep_conditions(json_t *ep, bool *ready, bool *serving, bool *terminat
 	       *t = json_object_get(c, "terminating");
 
 	*ready = !json_is_boolean(r) || json_is_true(r);
-	*serving = json_is_boolean(s) ? json_is_true(s) : *ready;
+	*serving = !json_is_boolean(s) || json_is_true(s);
 	*terminating = json_is_boolean(t) && json_is_true(t);
 }
 

@@ -66,6 +66,11 @@ require() {
 }
 
 finish() {
+	agent_stop
+	# The agent runs under ASan/UBSan in `make test`: any report fails the scenario.
+	if grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$AGENT_LOG" 2>/dev/null; then
+		not_ok "agent ran clean under the sanitizers" "$(grep -Em3 'Sanitizer|runtime error' "$AGENT_LOG")"
+	fi
 	printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
 	[ "$FAILED" -eq 0 ]
 }
@@ -166,10 +171,13 @@ agent_start() {
 }
 
 agent_stop() {
+	local rc
 	[ -n "$AGENT_PID" ] || return 0
 	kill "$AGENT_PID" 2>/dev/null
 	wait "$AGENT_PID" 2>/dev/null
+	rc=$?
 	AGENT_PID=""
+	[ "$rc" -eq 0 ] || not_ok "agent exited 0 on SIGTERM" "exit status $rc"
 }
 
 # reload: SIGHUP the agent and wait until it has synced again.

@@ -1,0 +1,1897 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Unit test for user/sync.c against a fake map backend (struct sync_ops): in-memory frontend,
+ * slot and service tables, an ordered log of every operation, injectable failures and
+ * capacity limits. After every single fake operation a simulated concurrent reader checks
+ * that each frontend in the fake map names a complete backend set and a service in use
+ * (the atomic-switch rule of DESIGN.md). Built by `make asan`; run build/asan/tests/test_sync.
+ */
+#include "model.h"
+#include "sync.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+static void __attribute__((format(printf, 2, 3))) check(bool cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s - ", cond ? "ok" : "not ok");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	if (cond)
+		passed++;
+	else
+		failed++;
+}
+
+#define SEC 1000000000ULL
+#define GRACE (2 * SEC)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fake map backend                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+enum op_type { OP_FE_UPD, OP_FE_DEL, OP_SLOT_UPD, OP_SLOT_DEL, OP_SVC_SET };
+
+struct op {
+	enum op_type t;
+	int rc;
+	struct bpfsvc_fe_key fk;
+	struct bpfsvc_fe_val fv;
+	struct bpfsvc_slot_key sk;
+	uint32_t svc_id;
+	bool fresh, clear; /* svc_set: stats reset / info.in_use == 0 */
+};
+
+#define FAKE_MAX_IDX 32 /* the fake holds at most 32 backends per set */
+
+struct fake_set {
+	uint32_t mask;
+	struct bpfsvc_backend be[FAKE_MAX_IDX];
+};
+
+struct fake_fe {
+	struct bpfsvc_fe_key k;
+	struct bpfsvc_fe_val v;
+};
+
+struct fake {
+	struct fake_fe *fe;
+	size_t nfe, capfe, fe_limit;
+	struct fake_set **sets; /* indexed by set_id, allocated on first write */
+	uint32_t nsets;
+	size_t nslots, slot_limit;
+	struct bpfsvc_svc_info *svc;
+	uint32_t *resets; /* stats resets (svc_set with fresh) per svc id */
+	uint32_t max_svc;
+	struct op *log;
+	size_t nlog, caplog;
+	/* Failure injection. */
+	long slot_ok_left; /* < 0: off; else slot_update succeeds this many more times */
+	bool fail_fe_update;
+	struct bpfsvc_fe_key fail_fe_update_key;
+	bool fail_fe_delete;
+	struct bpfsvc_fe_key fail_fe_delete_key;
+	bool fail_svc_fresh;
+	unsigned fail_pct; /* random failure of fe_update/fe_delete/slot_update/svc_set fresh */
+	uint64_t rng;
+	size_t injected; /* failures injected so far */
+	/* The concurrent reader. */
+	size_t reads, violations;
+	char first_violation[320];
+};
+
+static uint64_t xrand(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static void fake_init(struct fake *f, uint32_t max_svc)
+{
+	memset(f, 0, sizeof(*f));
+	f->max_svc = max_svc;
+	f->svc = calloc(max_svc, sizeof(*f->svc));
+	f->resets = calloc(max_svc, sizeof(*f->resets));
+	f->fe_limit = f->slot_limit = (size_t)-1;
+	f->slot_ok_left = -1;
+	f->rng = 0x9e3779b97f4a7c15ULL;
+	if (!f->svc || !f->resets)
+		abort();
+}
+
+static void fake_fini(struct fake *f)
+{
+	for (uint32_t i = 0; i < f->nsets; i++)
+		free(f->sets[i]);
+	free(f->sets);
+	free(f->fe);
+	free(f->svc);
+	free(f->resets);
+	free(f->log);
+	memset(f, 0, sizeof(*f));
+}
+
+static void fake_nofail(struct fake *f)
+{
+	f->slot_ok_left = -1;
+	f->fail_fe_update = f->fail_fe_delete = f->fail_svc_fresh = false;
+	f->fail_pct = 0;
+}
+
+static struct fake_fe *fake_fe_find(struct fake *f, const struct bpfsvc_fe_key *k)
+{
+	for (size_t i = 0; i < f->nfe; i++)
+		if (!memcmp(&f->fe[i].k, k, sizeof(*k)))
+			return &f->fe[i];
+	return NULL;
+}
+
+static bool fake_slot(const struct fake *f, uint32_t set_id, uint32_t idx,
+		      struct bpfsvc_backend *out)
+{
+	if (set_id >= f->nsets || idx >= FAKE_MAX_IDX || !f->sets[set_id] ||
+	    !(f->sets[set_id]->mask & (1U << idx)))
+		return false;
+	if (out)
+		*out = f->sets[set_id]->be[idx];
+	return true;
+}
+
+static uint32_t fake_set_size(const struct fake *f, uint32_t set_id)
+{
+	if (set_id >= f->nsets || !f->sets[set_id])
+		return 0;
+	return (uint32_t)__builtin_popcount(f->sets[set_id]->mask);
+}
+
+static int fake_slot_del_raw(struct fake *f, const struct bpfsvc_slot_key *k)
+{
+	if (!fake_slot(f, k->set_id, k->idx, NULL))
+		return -ENOENT;
+	f->sets[k->set_id]->mask &= ~(1U << k->idx);
+	f->nslots--;
+	return 0;
+}
+
+static int fake_slot_put_raw(struct fake *f, const struct bpfsvc_slot_key *k,
+			     const struct bpfsvc_backend *b)
+{
+	if (k->idx >= FAKE_MAX_IDX)
+		return -E2BIG;
+	if (k->set_id >= f->nsets) {
+		uint32_t n = k->set_id + 64;
+		struct fake_set **p = realloc(f->sets, n * sizeof(*p));
+
+		if (!p)
+			abort();
+		memset(p + f->nsets, 0, (n - f->nsets) * sizeof(*p));
+		f->sets = p;
+		f->nsets = n;
+	}
+	if (!f->sets[k->set_id] && !(f->sets[k->set_id] = calloc(1, sizeof(struct fake_set))))
+		abort();
+	if (!(f->sets[k->set_id]->mask & (1U << k->idx))) {
+		if (f->nslots >= f->slot_limit)
+			return -E2BIG;
+		f->nslots++;
+	}
+	f->sets[k->set_id]->mask |= 1U << k->idx;
+	f->sets[k->set_id]->be[k->idx] = *b;
+	return 0;
+}
+
+static void fake_fe_put_raw(struct fake *f, const struct bpfsvc_fe_key *k,
+			    const struct bpfsvc_fe_val *v)
+{
+	struct fake_fe *e = fake_fe_find(f, k);
+
+	if (!e) {
+		if (f->nfe == f->capfe) {
+			f->capfe = f->capfe ? 2 * f->capfe : 64;
+			f->fe = realloc(f->fe, f->capfe * sizeof(*f->fe));
+			if (!f->fe)
+				abort();
+		}
+		e = &f->fe[f->nfe++];
+		e->k = *k;
+	}
+	e->v = *v;
+}
+
+/* The concurrent reader: may any frontend now lead a connect() to a hole? */
+static bool fake_consistent(const struct fake *f, char *why, size_t len)
+{
+	for (size_t i = 0; i < f->nfe; i++) {
+		const struct fake_fe *e = &f->fe[i];
+
+		if (e->v.svc_id >= f->max_svc || !f->svc[e->v.svc_id].in_use) {
+			snprintf(why, len, "frontend #%zu names svc %u which is not in use", i,
+				 e->v.svc_id);
+			return false;
+		}
+		for (uint32_t j = 0; j < e->v.count; j++) {
+			if (!fake_slot(f, e->v.set_id, j, NULL)) {
+				snprintf(why, len, "frontend #%zu names set %u count %u: slot %u missing",
+					 i, e->v.set_id, e->v.count, j);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+static void fake_read(struct fake *f)
+{
+	char why[256];
+
+	f->reads++;
+	if (fake_consistent(f, why, sizeof(why)))
+		return;
+	if (!f->violations++)
+		snprintf(f->first_violation, sizeof(f->first_violation), "after op %zu: %s",
+			 f->nlog, why);
+}
+
+static struct op *fake_log(struct fake *f, enum op_type t)
+{
+	struct op *o;
+
+	if (f->nlog == f->caplog) {
+		f->caplog = f->caplog ? 2 * f->caplog : 1024;
+		f->log = realloc(f->log, f->caplog * sizeof(*f->log));
+		if (!f->log)
+			abort();
+	}
+	o = &f->log[f->nlog++];
+	memset(o, 0, sizeof(*o));
+	o->t = t;
+	return o;
+}
+
+static bool fake_rand_fail(struct fake *f)
+{
+	return f->fail_pct && xrand(&f->rng) % 100 < f->fail_pct;
+}
+
+static int fake_fe_update(void *ctx, const struct bpfsvc_fe_key *k, const struct bpfsvc_fe_val *v)
+{
+	struct fake *f = ctx;
+	struct op *o = fake_log(f, OP_FE_UPD);
+
+	o->fk = *k;
+	o->fv = *v;
+	if ((f->fail_fe_update && !memcmp(k, &f->fail_fe_update_key, sizeof(*k))) ||
+	    fake_rand_fail(f)) {
+		f->injected++;
+		o->rc = -EIO;
+	} else if (!fake_fe_find(f, k) && f->nfe >= f->fe_limit) {
+		o->rc = -E2BIG;
+	} else {
+		fake_fe_put_raw(f, k, v);
+	}
+	fake_read(f);
+	return o->rc;
+}
+
+static int fake_fe_delete(void *ctx, const struct bpfsvc_fe_key *k)
+{
+	struct fake *f = ctx;
+	struct op *o = fake_log(f, OP_FE_DEL);
+	struct fake_fe *e = fake_fe_find(f, k);
+
+	o->fk = *k;
+	if ((f->fail_fe_delete && !memcmp(k, &f->fail_fe_delete_key, sizeof(*k))) ||
+	    fake_rand_fail(f)) {
+		f->injected++;
+		o->rc = -EIO;
+	} else if (!e) {
+		o->rc = -ENOENT;
+	} else {
+		size_t i = (size_t)(e - f->fe);
+
+		memmove(&f->fe[i], &f->fe[i + 1], (f->nfe - i - 1) * sizeof(*f->fe));
+		f->nfe--;
+	}
+	fake_read(f);
+	return o->rc;
+}
+
+static int fake_slot_update(void *ctx, const struct bpfsvc_slot_key *k,
+			    const struct bpfsvc_backend *b)
+{
+	struct fake *f = ctx;
+	struct op *o = fake_log(f, OP_SLOT_UPD);
+
+	o->sk = *k;
+	if (f->slot_ok_left == 0 || fake_rand_fail(f)) {
+		f->injected++;
+		o->rc = -EIO;
+	} else {
+		if (f->slot_ok_left > 0)
+			f->slot_ok_left--;
+		o->rc = fake_slot_put_raw(f, k, b);
+	}
+	fake_read(f);
+	return o->rc;
+}
+
+static int fake_slot_delete(void *ctx, const struct bpfsvc_slot_key *k)
+{
+	struct fake *f = ctx;
+	struct op *o = fake_log(f, OP_SLOT_DEL);
+
+	o->sk = *k;
+	o->rc = fake_slot_del_raw(f, k);
+	fake_read(f);
+	return o->rc;
+}
+
+static int fake_svc_set(void *ctx, uint32_t id, const struct bpfsvc_svc_info *info, bool fresh)
+{
+	struct fake *f = ctx;
+	struct op *o = fake_log(f, OP_SVC_SET);
+
+	o->svc_id = id;
+	o->fresh = fresh;
+	o->clear = !info->in_use;
+	if (id >= f->max_svc) {
+		o->rc = -E2BIG;
+	} else if (fresh && (f->fail_svc_fresh || fake_rand_fail(f))) {
+		f->injected++;
+		o->rc = -EIO;
+	} else {
+		f->svc[id] = *info;
+		if (fresh)
+			f->resets[id]++;
+	}
+	fake_read(f);
+	return o->rc;
+}
+
+static const struct sync_ops fake_ops = {
+	.fe_update = fake_fe_update,
+	.fe_delete = fake_fe_delete,
+	.slot_update = fake_slot_update,
+	.slot_delete = fake_slot_delete,
+	.svc_set = fake_svc_set,
+};
+
+/* Count logged ops from index from on of type t (touching set_id / fe key if given). */
+static size_t log_count(const struct fake *f, size_t from, enum op_type t)
+{
+	size_t n = 0;
+
+	for (size_t i = from; i < f->nlog; i++)
+		n += f->log[i].t == t;
+	return n;
+}
+
+static bool log_touches_key(const struct fake *f, size_t from, const struct bpfsvc_fe_key *k)
+{
+	for (size_t i = from; i < f->nlog; i++)
+		if ((f->log[i].t == OP_FE_UPD || f->log[i].t == OP_FE_DEL) &&
+		    !memcmp(&f->log[i].fk, k, sizeof(*k)))
+			return true;
+	return false;
+}
+
+static bool log_touches_set(const struct fake *f, size_t from, uint32_t set_id)
+{
+	for (size_t i = from; i < f->nlog; i++)
+		if ((f->log[i].t == OP_SLOT_UPD || f->log[i].t == OP_SLOT_DEL) &&
+		    f->log[i].sk.set_id == set_id)
+			return true;
+	return false;
+}
+
+static bool log_touches_svc(const struct fake *f, size_t from, uint32_t id)
+{
+	for (size_t i = from; i < f->nlog; i++)
+		if (f->log[i].t == OP_SVC_SET && f->log[i].svc_id == id)
+			return true;
+	return false;
+}
+
+/* Index of the first op of type t on key k (or set/svc) from 'from', or (size_t)-1. */
+static size_t log_find_fe(const struct fake *f, size_t from, enum op_type t,
+			  const struct bpfsvc_fe_key *k)
+{
+	for (size_t i = from; i < f->nlog; i++)
+		if (f->log[i].t == t && !memcmp(&f->log[i].fk, k, sizeof(*k)))
+			return i;
+	return (size_t)-1;
+}
+
+static size_t log_find_svc(const struct fake *f, size_t from, uint32_t id, bool clear)
+{
+	for (size_t i = from; i < f->nlog; i++)
+		if (f->log[i].t == OP_SVC_SET && f->log[i].svc_id == id && f->log[i].clear == clear)
+			return i;
+	return (size_t)-1;
+}
+
+/*
+ * Ordering of a batch of writes from 'from': every successful frontend update comes after a
+ * successful write of each slot of its set and of its service info (within the batch or
+ * before it, if the slot/info was not written in the batch at all).
+ */
+static bool log_ordered(const struct fake *f, size_t from, char *why, size_t len)
+{
+	for (size_t p = from; p < f->nlog; p++) {
+		const struct op *o = &f->log[p];
+
+		if (o->t != OP_FE_UPD || o->rc)
+			continue;
+		for (uint32_t j = 0; j < o->fv.count; j++) {
+			bool seen = false;
+
+			for (size_t q = from; q < p; q++)
+				seen |= f->log[q].t == OP_SLOT_UPD && !f->log[q].rc &&
+					f->log[q].sk.set_id == o->fv.set_id && f->log[q].sk.idx == j;
+			if (!seen) {
+				snprintf(why, len, "op %zu: fe update names set %u slot %u not written before",
+					 p, o->fv.set_id, j);
+				return false;
+			}
+		}
+		if (log_touches_svc(f, from, o->fv.svc_id)) {
+			size_t q = log_find_svc(f, from, o->fv.svc_id, false);
+
+			if (q > p) {
+				snprintf(why, len, "op %zu: fe update before its svc info %u", p,
+					 o->fv.svc_id);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Desired states                                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+#define IP4(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (d))
+
+static struct bpfsvc_addr addr4(uint32_t ip)
+{
+	struct bpfsvc_addr a;
+	uint32_t n = htonl(ip);
+
+	memset(&a, 0, sizeof(a));
+	a.a[10] = a.a[11] = 0xff;
+	memcpy(&a.a[12], &n, 4);
+	return a;
+}
+
+/* fd00::<hi>:<lo> */
+static struct bpfsvc_addr addr6(uint16_t hi, uint16_t lo)
+{
+	struct bpfsvc_addr a;
+
+	memset(&a, 0, sizeof(a));
+	a.a[0] = 0xfd;
+	a.a[12] = (uint8_t)(hi >> 8);
+	a.a[13] = (uint8_t)hi;
+	a.a[14] = (uint8_t)(lo >> 8);
+	a.a[15] = (uint8_t)lo;
+	return a;
+}
+
+static struct bpfsvc_fe_key key4(uint32_t ip, uint16_t port, uint8_t proto)
+{
+	struct bpfsvc_fe_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.addr = addr4(ip);
+	k.port = htons(port);
+	k.proto = proto;
+	return k;
+}
+
+static struct bpfsvc_fe_key key6(uint16_t lo, uint16_t port, uint8_t proto)
+{
+	struct bpfsvc_fe_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.addr = addr6(0x96, lo);
+	k.port = htons(port);
+	k.proto = proto;
+	return k;
+}
+
+static struct bpfsvc_backend be4(uint32_t ip, uint16_t port)
+{
+	struct bpfsvc_backend b;
+
+	memset(&b, 0, sizeof(b));
+	b.addr = addr4(ip);
+	b.port = htons(port);
+	return b;
+}
+
+static struct bpfsvc_backend be6(uint16_t lo, uint16_t port)
+{
+	struct bpfsvc_backend b;
+
+	memset(&b, 0, sizeof(b));
+	b.addr = addr6(0x244, lo);
+	b.port = htons(port);
+	return b;
+}
+
+static int be_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct bpfsvc_backend));
+}
+
+static void st_add(struct model_state *st, struct bpfsvc_fe_key k, const char *ns,
+		   const char *name, const char *port_name, uint16_t flags,
+		   const struct bpfsvc_backend *be, uint32_t nbe)
+{
+	struct model_fe *fe;
+
+	if (st->n == st->cap) {
+		st->cap = st->cap ? 2 * st->cap : 16;
+		st->fe = realloc(st->fe, st->cap * sizeof(*st->fe));
+		if (!st->fe)
+			abort();
+	}
+	fe = &st->fe[st->n++];
+	memset(fe, 0, sizeof(*fe));
+	fe->key = k;
+	snprintf(fe->svc.ns, sizeof(fe->svc.ns), "%s", ns);
+	snprintf(fe->svc.name, sizeof(fe->svc.name), "%s", name);
+	snprintf(fe->svc.port_name, sizeof(fe->svc.port_name), "%s", port_name);
+	fe->flags = flags;
+	fe->nbe = nbe;
+	if (nbe) {
+		fe->be = malloc(nbe * sizeof(*be));
+		if (!fe->be)
+			abort();
+		memcpy(fe->be, be, nbe * sizeof(*be));
+		qsort(fe->be, nbe, sizeof(*be), be_cmp);
+	}
+}
+
+static bool info_is(const struct bpfsvc_svc_info *i, const struct model_svc_ref *r)
+{
+	return i->in_use && !strcmp(i->ns, r->ns) && !strcmp(i->name, r->name) &&
+	       !strcmp(i->port_name, r->port_name);
+}
+
+/* Does the fake map hold exactly want (frontends, their backends and owners)? */
+static bool fake_equals(const struct fake *f, const struct model_state *want, char *why, size_t len)
+{
+	if (f->nfe != want->n) {
+		snprintf(why, len, "fake has %zu frontends, want %zu", f->nfe, want->n);
+		return false;
+	}
+	for (size_t i = 0; i < want->n; i++) {
+		const struct model_fe *m = &want->fe[i];
+		const struct fake_fe *e = NULL;
+
+		for (size_t j = 0; j < f->nfe; j++)
+			if (!memcmp(&f->fe[j].k, &m->key, sizeof(m->key)))
+				e = &f->fe[j];
+		if (!e) {
+			snprintf(why, len, "wanted frontend #%zu missing", i);
+			return false;
+		}
+		if (e->v.count != m->nbe || e->v.flags != m->flags) {
+			snprintf(why, len, "frontend #%zu: count %u flags %u, want %u %u", i,
+				 e->v.count, e->v.flags, m->nbe, m->flags);
+			return false;
+		}
+		if (e->v.svc_id >= f->max_svc || !info_is(&f->svc[e->v.svc_id], &m->svc)) {
+			snprintf(why, len, "frontend #%zu: svc %u is not %s/%s:%s", i, e->v.svc_id,
+				 m->svc.ns, m->svc.name, m->svc.port_name);
+			return false;
+		}
+		for (uint32_t j = 0; j < m->nbe; j++) {
+			struct bpfsvc_backend b;
+
+			if (!fake_slot(f, e->v.set_id, j, &b) || memcmp(&b, &m->be[j], sizeof(b))) {
+				snprintf(why, len, "frontend #%zu: slot %u of set %u wrong", i, j,
+					 e->v.set_id);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* Every svc info in use is referenced by a frontend, and no service has two ids. */
+static bool fake_svc_clean(const struct fake *f, char *why, size_t len)
+{
+	for (uint32_t id = 0; id < f->max_svc; id++) {
+		bool used = false;
+
+		if (!f->svc[id].in_use)
+			continue;
+		for (size_t i = 0; i < f->nfe; i++)
+			used |= f->fe[i].v.svc_id == id;
+		if (!used) {
+			snprintf(why, len, "svc %u (%s/%s) in use but unreferenced", id,
+				 f->svc[id].ns, f->svc[id].name);
+			return false;
+		}
+		for (uint32_t o = id + 1; o < f->max_svc; o++) {
+			if (f->svc[o].in_use && !strcmp(f->svc[o].ns, f->svc[id].ns) &&
+			    !strcmp(f->svc[o].name, f->svc[id].name) &&
+			    !strcmp(f->svc[o].port_name, f->svc[id].port_name)) {
+				snprintf(why, len, "service %s/%s:%s has ids %u and %u",
+					 f->svc[id].ns, f->svc[id].name, f->svc[id].port_name, id, o);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* The slot table holds exactly the sets frontends name: no leak, no sharing, no hole. */
+static bool fake_slots_exact(const struct fake *f, char *why, size_t len)
+{
+	size_t sum = 0;
+
+	if (!fake_consistent(f, why, len))
+		return false;
+	for (size_t i = 0; i < f->nfe; i++) {
+		sum += f->fe[i].v.count;
+		for (size_t j = i + 1; j < f->nfe; j++) {
+			if (f->fe[i].v.count && f->fe[j].v.count &&
+			    f->fe[i].v.set_id == f->fe[j].v.set_id) {
+				snprintf(why, len, "frontends #%zu and #%zu share set %u", i, j,
+					 f->fe[i].v.set_id);
+				return false;
+			}
+		}
+	}
+	if (sum != f->nslots) {
+		snprintf(why, len, "slot table holds %zu slots, frontends name %zu", f->nslots, sum);
+		return false;
+	}
+	return true;
+}
+
+/* The sync mirror equals the fake map (frontends, values, backends). */
+static bool mirror_matches(const struct sync *s, const struct fake *f, char *why, size_t len)
+{
+	if (s->n != f->nfe) {
+		snprintf(why, len, "mirror has %zu frontends, map %zu", s->n, f->nfe);
+		return false;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		const struct sync_fe *m = &s->fe[i];
+		const struct fake_fe *e = NULL;
+
+		if (i && memcmp(&s->fe[i - 1].key, &m->key, sizeof(m->key)) >= 0) {
+			snprintf(why, len, "mirror not sorted at %zu", i);
+			return false;
+		}
+		for (size_t j = 0; j < f->nfe; j++)
+			if (!memcmp(&f->fe[j].k, &m->key, sizeof(m->key)))
+				e = &f->fe[j];
+		if (!e || memcmp(&e->v, &m->val, sizeof(m->val))) {
+			snprintf(why, len, "mirror frontend #%zu differs from the map", i);
+			return false;
+		}
+		for (uint32_t j = 0; j < m->val.count; j++) {
+			struct bpfsvc_backend b;
+
+			if (!fake_slot(f, m->val.set_id, j, &b) || memcmp(&b, &m->be[j], sizeof(b))) {
+				snprintf(why, len, "mirror frontend #%zu backend %u differs", i, j);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers on sync                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+static void res_diag(const struct sync_result *r)
+{
+	printf("#   added=%u updated=%u removed=%u unchanged=%u failed=%u writes=%llu\n",
+	       r->added, r->updated, r->removed, r->unchanged, r->failed,
+	       (unsigned long long)r->writes);
+}
+
+static bool res_is(const struct sync_result *r, uint32_t added, uint32_t updated,
+		   uint32_t removed, uint32_t unchanged, uint32_t failed_, long long writes)
+{
+	bool ok = r->added == added && r->updated == updated && r->removed == removed &&
+		  r->unchanged == unchanged && r->failed == failed_ &&
+		  (writes < 0 || r->writes == (uint64_t)writes);
+
+	if (!ok)
+		res_diag(r);
+	return ok;
+}
+
+/* Apply and check the write counter against the log. */
+static int apply(struct sync *s, struct fake *f, const struct model_state *want, uint64_t now,
+		 struct sync_result *res, size_t *mark)
+{
+	size_t from = f->nlog;
+	int rc = sync_apply(s, want, now, res);
+
+	if (mark)
+		*mark = from;
+	if (res->writes != f->nlog - from) {
+		printf("#   writes=%llu but %zu ops logged\n", (unsigned long long)res->writes,
+		       f->nlog - from);
+		check(false, "result writes equals the ops issued");
+	}
+	return rc;
+}
+
+static void check_fake(const char *ctx, const struct sync *s, const struct fake *f,
+		       const struct model_state *want)
+{
+	char why[256] = "";
+	bool ok;
+
+	ok = fake_equals(f, want, why, sizeof(why));
+	if (!ok)
+		printf("#   %s\n", why);
+	check(ok, "%s: fake map equals desired state", ctx);
+	ok = fake_svc_clean(f, why, sizeof(why));
+	if (!ok)
+		printf("#   %s\n", why);
+	check(ok, "%s: svc infos clean (one id per service, none unreferenced)", ctx);
+	ok = mirror_matches(s, f, why, sizeof(why));
+	if (!ok)
+		printf("#   %s\n", why);
+	check(ok, "%s: mirror matches the map", ctx);
+}
+
+static void check_reader(const char *ctx, struct fake *f)
+{
+	if (f->violations)
+		printf("#   %zu violations, first %s\n", f->violations, f->first_violation);
+	check(!f->violations, "%s: concurrent reader never saw a hole (%zu reads)", ctx, f->reads);
+	f->violations = 0;
+}
+
+static void check_exact(const char *ctx, const struct fake *f)
+{
+	char why[256] = "";
+	bool ok = fake_slots_exact(f, why, sizeof(why));
+
+	if (!ok)
+		printf("#   %s\n", why);
+	check(ok, "%s: slot table holds exactly the live sets", ctx);
+}
+
+/* What datapath_adopt() does, on the fake: feed svcs and frontends (in reverse insertion
+ * order, as a hash map walk would not be sorted either), then GC slots of dead sets. */
+static int fake_adopt(struct fake *f, struct sync *s, uint64_t *gc, struct sync_result *res)
+{
+	struct bpfsvc_backend be[FAKE_MAX_IDX];
+	int err;
+
+	*gc = 0;
+	for (uint32_t id = 0; id < f->max_svc; id++) {
+		if (f->svc[id].in_use) {
+			err = sync_adopt_svc(s, id, &f->svc[id]);
+			if (err)
+				return err;
+		}
+	}
+	for (size_t i = f->nfe; i-- > 0;) {
+		struct bpfsvc_fe_val v = f->fe[i].v;
+		uint32_t n = 0;
+		bool dirty = false;
+
+		if (v.count > FAKE_MAX_IDX) {
+			v.count = 0;
+			dirty = true;
+		}
+		for (uint32_t j = 0; j < v.count; j++) {
+			if (fake_slot(f, v.set_id, j, &be[n]))
+				n++;
+			else
+				dirty = true;
+		}
+		err = sync_adopt_fe(s, &f->fe[i].k, &v, be, n, dirty);
+		if (err)
+			return err;
+	}
+	err = sync_adopt_done(s, res);
+	if (err)
+		return err;
+	for (uint32_t set = 0; set < f->nsets; set++) {
+		for (uint32_t j = 0; j < FAKE_MAX_IDX; j++) {
+			struct bpfsvc_slot_key k = { set, j };
+
+			if (fake_slot(f, set, j, NULL) && !sync_set_live(s, set)) {
+				fake_slot_del_raw(f, &k);
+				fake_read(f);
+				(*gc)++;
+			}
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* A small fixed cluster                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+static struct bpfsvc_fe_key K_WEB4, K_WEB6, K_DNS, K_EMPTY;
+
+static void init_keys(void)
+{
+	K_WEB4 = key4(IP4(10, 96, 0, 10), 80, IPPROTO_TCP);
+	K_WEB6 = key6(0x10, 80, IPPROTO_TCP);
+	K_DNS = key4(IP4(10, 96, 0, 53), 53, IPPROTO_UDP);
+	K_EMPTY = key4(IP4(10, 96, 0, 99), 8080, IPPROTO_TCP);
+}
+
+/* web (dual-stack, 3 backends each), dns (n backends), empty (no backend). */
+static void build_cluster(struct model_state *st, uint32_t ndns, uint16_t dns_port,
+			  bool web4, bool web6)
+{
+	struct bpfsvc_backend w4[3], w6[3], d[8];
+
+	for (uint32_t i = 0; i < 3; i++) {
+		w4[i] = be4(IP4(10, 244, 1, 10 + i), 8080);
+		w6[i] = be6((uint16_t)(0x10 + i), 8080);
+	}
+	for (uint32_t i = 0; i < ndns && i < 8; i++)
+		d[i] = be4(IP4(10, 244, 2, 20 + i), dns_port);
+	memset(st, 0, sizeof(*st));
+	if (web4)
+		st_add(st, K_WEB4, "default", "web", "http", 0, w4, 3);
+	if (web6)
+		st_add(st, K_WEB6, "default", "web", "http", BPFSVC_FE_F_V6, w6, 3);
+	st_add(st, K_DNS, "kube-system", "kube-dns", "dns", 0, d, ndns);
+	st_add(st, K_EMPTY, "default", "empty", "", 0, NULL, 0);
+	model_sort(st);
+}
+
+static const struct fake_fe *ffe(struct fake *f, struct bpfsvc_fe_key k)
+{
+	return fake_fe_find(f, &k);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tests                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_first_apply_and_noop(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state st;
+	struct sync_result res;
+	const struct fake_fe *w4, *w6, *dns, *emp;
+	char why[256] = "";
+	size_t mark;
+	bool ok;
+
+	fake_init(&f, 64);
+	check(!sync_init(&s, &fake_ops, &f, 64, GRACE), "init");
+	build_cluster(&st, 2, 53, true, true);
+
+	check(!apply(&s, &f, &st, 1 * SEC, &res, &mark), "first apply returns 0");
+	/* 3 svc infos (web shared by both families), 3+3+2 slots, 4 frontends. */
+	check(res_is(&res, 4, 0, 0, 0, 0, 15), "first apply: added=4, writes=15");
+	check(log_count(&f, mark, OP_SVC_SET) == 3 && log_count(&f, mark, OP_SLOT_UPD) == 8 &&
+		      log_count(&f, mark, OP_FE_UPD) == 4 && log_count(&f, mark, OP_FE_DEL) == 0 &&
+		      log_count(&f, mark, OP_SLOT_DEL) == 0,
+	      "first apply: 3 svc sets, 8 slot updates, 4 frontend updates, no deletes");
+	ok = log_ordered(&f, mark, why, sizeof(why));
+	if (!ok)
+		printf("#   %s\n", why);
+	check(ok, "first apply: every set's slots and svc info are written before its frontend");
+	check_fake("first apply", &s, &f, &st);
+	w4 = ffe(&f, K_WEB4);
+	w6 = ffe(&f, K_WEB6);
+	dns = ffe(&f, K_DNS);
+	emp = ffe(&f, K_EMPTY);
+	check(w4 && w6 && dns && emp, "all four frontends are in the map");
+	if (!(w4 && w6 && dns && emp))
+		goto out;
+	check(w4->v.svc_id == w6->v.svc_id, "dual-stack frontends share one svc id");
+	check(w4->v.svc_id != dns->v.svc_id && dns->v.svc_id != emp->v.svc_id &&
+		      w4->v.svc_id != emp->v.svc_id,
+	      "distinct services get distinct svc ids");
+	check(w4->v.set_id && w6->v.set_id && dns->v.set_id && w4->v.set_id != w6->v.set_id &&
+		      w4->v.set_id != dns->v.set_id && w6->v.set_id != dns->v.set_id,
+	      "each frontend has its own non-zero set id");
+	check(emp->v.count == 0 && emp->v.set_id == 0, "service without backends: count 0, set 0");
+	check(w6->v.flags == BPFSVC_FE_F_V6 && w4->v.flags == 0, "flags written");
+	check(f.resets[w4->v.svc_id] == 1 && f.resets[dns->v.svc_id] == 1 &&
+		      f.resets[emp->v.svc_id] == 1,
+	      "each new svc id had its stats reset once (fresh)");
+	check_exact("first apply", &f);
+
+	check(!apply(&s, &f, &st, 2 * SEC, &res, &mark), "second apply returns 0");
+	check(res_is(&res, 0, 0, 0, 4, 0, 0), "same state again: unchanged=4, zero writes");
+	check(f.nlog == mark, "same state again: no op issued");
+	check_reader("first/no-op apply", &f);
+out:
+	model_state_free(&st);
+	sync_fini(&s);
+	fake_fini(&f);
+}
+
+static void test_change_and_reap(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state st, st2, st3, st4;
+	struct sync_result res;
+	struct bpfsvc_fe_val old_dns, w4v, w6v, empv;
+	uint64_t next, t;
+	size_t mark;
+	uint32_t old_set, new_set;
+
+	fake_init(&f, 64);
+	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	build_cluster(&st, 2, 53, true, true);
+	apply(&s, &f, &st, 1 * SEC, &res, NULL);
+	old_dns = ffe(&f, K_DNS)->v;
+	w4v = ffe(&f, K_WEB4)->v;
+	w6v = ffe(&f, K_WEB6)->v;
+	empv = ffe(&f, K_EMPTY)->v;
+
+	/* dns: 2 -> 3 backends. */
+	t = 10 * SEC;
+	build_cluster(&st2, 3, 53, true, true);
+	check(!apply(&s, &f, &st2, t, &res, &mark), "change dns backends: returns 0");
+	check(res_is(&res, 0, 1, 0, 3, 0, 4), "change: updated=1 unchanged=3 writes=4");
+	new_set = ffe(&f, K_DNS)->v.set_id;
+	old_set = old_dns.set_id;
+	check(new_set != old_set && new_set, "change: new set id");
+	check(f.nlog - mark == 4 && f.log[mark].t == OP_SLOT_UPD &&
+		      f.log[mark + 1].t == OP_SLOT_UPD && f.log[mark + 2].t == OP_SLOT_UPD &&
+		      f.log[mark + 3].t == OP_FE_UPD && f.log[mark].sk.set_id == new_set &&
+		      f.log[mark + 2].sk.set_id == new_set,
+	      "change: 3 slots of the new set, then the frontend switch");
+	check(ffe(&f, K_DNS)->v.svc_id == old_dns.svc_id && !log_touches_svc(&f, mark, old_dns.svc_id),
+	      "change: svc id kept, svc info not rewritten");
+	check(fake_set_size(&f, old_set) == 2, "change: old set's slots still in the map");
+	check(!log_touches_key(&f, mark, &K_WEB4) &&
+		      !log_touches_key(&f, mark, &K_WEB6) && !log_touches_key(&f, mark, &K_EMPTY) &&
+		      !log_touches_set(&f, mark, w4v.set_id) && !log_touches_set(&f, mark, w6v.set_id),
+	      "change: no write for the other services");
+	check(!memcmp(&ffe(&f, K_WEB4)->v, &w4v, sizeof(w4v)) &&
+		      !memcmp(&ffe(&f, K_WEB6)->v, &w6v, sizeof(w6v)) &&
+		      !memcmp(&ffe(&f, K_EMPTY)->v, &empv, sizeof(empv)),
+	      "change: other frontends' values untouched");
+	check_fake("change", &s, &f, &st2);
+
+	mark = f.nlog;
+	check(sync_reap(&s, t + GRACE - 1, false, &next) == 0 && next == t + GRACE,
+	      "reap before due: nothing deleted, next due = change time + grace");
+	check(f.nlog == mark && fake_set_size(&f, old_set) == 2, "reap before due: old set intact");
+	check(sync_reap(&s, t + GRACE, false, &next) == 2 && next == 0,
+	      "reap at due: 2 slot deletes, nothing pending");
+	check(log_count(&f, mark, OP_SLOT_DEL) == 2 && f.nlog - mark == 2 &&
+		      f.log[mark].sk.set_id == old_set && f.log[mark + 1].sk.set_id == old_set,
+	      "reap at due: only the old set's slots deleted");
+	check(fake_set_size(&f, old_set) == 0 && fake_set_size(&f, new_set) == 3,
+	      "reap at due: old set gone, new set intact");
+	check(sync_reap(&s, t + 100 * GRACE, false, &next) == 0 && next == 0,
+	      "reap again: nothing to do");
+	check_exact("after reap", &f);
+
+	/* Two changes at different times: next due is the earlier; 'all' ignores the time. */
+	build_cluster(&st3, 4, 53, true, true);
+	apply(&s, &f, &st3, 20 * SEC, &res, NULL);
+	build_cluster(&st4, 4, 5353, true, true);
+	apply(&s, &f, &st4, 21 * SEC, &res, NULL);
+	check(res_is(&res, 0, 1, 0, 3, 0, 5), "second change (port): updated=1 writes=5");
+	check(sync_reap(&s, 20 * SEC, false, &next) == 0 && next == 20 * SEC + GRACE,
+	      "two pending sets: next due is the earlier deadline");
+	check(sync_reap(&s, 20 * SEC + GRACE, false, &next) == 3 && next == 21 * SEC + GRACE,
+	      "first deadline: first old set (3 slots) reaped, next due is the second");
+	mark = f.nlog;
+	check(sync_reap(&s, 0, true, &next) == 4 && next == 0 && log_count(&f, mark, OP_SLOT_DEL) == 4,
+	      "reap all before due: remaining old set (4 slots) deleted");
+	check_exact("after reap all", &f);
+	check_fake("after reap all", &s, &f, &st4);
+
+	/* Flags-only change: one frontend write, set kept. */
+	{
+		struct model_state st5;
+		uint32_t set = ffe(&f, K_DNS)->v.set_id;
+
+		build_cluster(&st5, 4, 5353, true, true);
+		for (size_t i = 0; i < st5.n; i++)
+			if (!memcmp(&st5.fe[i].key, &K_DNS, sizeof(K_DNS)))
+				st5.fe[i].flags = 0x8000;
+		apply(&s, &f, &st5, 30 * SEC, &res, &mark);
+		check(res_is(&res, 0, 1, 0, 3, 0, 1) && f.log[mark].t == OP_FE_UPD &&
+			      ffe(&f, K_DNS)->v.set_id == set && ffe(&f, K_DNS)->v.flags == 0x8000,
+		      "flags-only change: one frontend update, same set id");
+		check(sync_reap(&s, 0, true, &next) == 0, "flags-only change: no set to reap");
+		model_state_free(&st5);
+	}
+	/* Backends to none and back. */
+	{
+		struct model_state st6, st7;
+
+		build_cluster(&st6, 0, 53, true, true);
+		apply(&s, &f, &st6, 40 * SEC, &res, &mark);
+		check(res_is(&res, 0, 1, 0, 3, 0, 1) && ffe(&f, K_DNS)->v.count == 0 &&
+			      ffe(&f, K_DNS)->v.set_id == 0,
+		      "backends -> none: only the frontend is written (set 0, count 0)");
+		check(sync_reap(&s, 0, true, &next) == 4, "backends -> none: old 4-slot set reaped");
+		build_cluster(&st7, 2, 53, true, true);
+		apply(&s, &f, &st7, 50 * SEC, &res, &mark);
+		check(res_is(&res, 0, 1, 0, 3, 0, 3), "none -> 2 backends: 2 slots + frontend");
+		check(sync_reap(&s, 0, true, &next) == 0, "none -> backends: nothing to reap");
+		check_fake("none -> backends", &s, &f, &st7);
+		check_exact("none -> backends", &f);
+		model_state_free(&st6);
+		model_state_free(&st7);
+	}
+	check_reader("change and reap", &f);
+	model_state_free(&st);
+	model_state_free(&st2);
+	model_state_free(&st3);
+	model_state_free(&st4);
+	sync_fini(&s);
+	fake_fini(&f);
+}
+
+static void test_remove_and_svc_ids(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state st, no4, none6, only_dns;
+	struct sync_result res;
+	uint32_t web_id, w4set, w6set;
+	uint64_t next;
+	size_t mark, pdel, pclr;
+
+	fake_init(&f, 64);
+	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	build_cluster(&st, 2, 53, true, true);
+	apply(&s, &f, &st, 1 * SEC, &res, NULL);
+	web_id = ffe(&f, K_WEB4)->v.svc_id;
+	w4set = ffe(&f, K_WEB4)->v.set_id;
+	w6set = ffe(&f, K_WEB6)->v.set_id;
+
+	build_cluster(&no4, 2, 53, false, true);
+	apply(&s, &f, &no4, 2 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 1, 3, 0, 1), "remove web v4: removed=1, one write");
+	check(!ffe(&f, K_WEB4) && f.log[mark].t == OP_FE_DEL, "remove web v4: frontend deleted");
+	check(f.svc[web_id].in_use && ffe(&f, K_WEB6)->v.svc_id == web_id,
+	      "remove web v4: svc id kept, v6 still uses it");
+	check(fake_set_size(&f, w4set) == 3, "remove web v4: its slots kept until reap");
+	check(sync_reap(&s, 2 * SEC + GRACE, false, &next) == 3 && fake_set_size(&f, w4set) == 0,
+	      "remove web v4: slots reaped after grace");
+
+	build_cluster(&none6, 2, 53, false, false);
+	apply(&s, &f, &none6, 3 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 1, 2, 0, 2), "remove web v6: removed=1, two writes");
+	pdel = log_find_fe(&f, mark, OP_FE_DEL, &K_WEB6);
+	pclr = log_find_svc(&f, mark, web_id, true);
+	check(pdel != (size_t)-1 && pclr != (size_t)-1 && pdel < pclr,
+	      "remove web v6: frontend deleted, then svc info cleared");
+	check(!f.svc[web_id].in_use, "remove web v6: svc id released (info cleared)");
+	check(sync_reap(&s, 0, true, &next) == 3 && fake_set_size(&f, w6set) == 0,
+	      "remove web v6: slots reaped");
+	check_fake("remove", &s, &f, &none6);
+	check_exact("remove", &f);
+
+	/* Remove everything. */
+	memset(&only_dns, 0, sizeof(only_dns));
+	apply(&s, &f, &only_dns, 4 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 2, 0, 0, 4) && f.nfe == 0 && s.n == 0,
+	      "empty desired state: all removed (2 deletes + 2 svc clears)");
+	sync_reap(&s, 0, true, &next);
+	check(f.nslots == 0, "empty desired state: no slot left after reap");
+	for (uint32_t id = 0; id < f.max_svc; id++)
+		if (f.svc[id].in_use)
+			check(false, "svc %u still in use", id);
+	check_reader("remove", &f);
+	model_state_free(&st);
+	model_state_free(&no4);
+	model_state_free(&none6);
+	sync_fini(&s);
+	fake_fini(&f);
+
+	/* Reuse with a tiny id space: X=0, Y=1; X goes; Z takes 0, fresh. */
+	{
+		struct model_state a = { 0 }, b = { 0 }, c = { 0 };
+		struct bpfsvc_backend one = be4(IP4(10, 244, 9, 1), 80);
+		struct bpfsvc_fe_key kx = key4(IP4(10, 96, 9, 1), 80, IPPROTO_TCP);
+		struct bpfsvc_fe_key ky = key4(IP4(10, 96, 9, 2), 80, IPPROTO_TCP);
+		struct bpfsvc_fe_key kz = key4(IP4(10, 96, 9, 3), 80, IPPROTO_TCP);
+
+		fake_init(&f, 2);
+		sync_init(&s, &fake_ops, &f, 2, GRACE);
+		st_add(&a, kx, "ns", "x", "", 0, &one, 1);
+		st_add(&a, ky, "ns", "y", "", 0, &one, 1);
+		model_sort(&a);
+		apply(&s, &f, &a, 1, &res, NULL);
+		check(res_is(&res, 2, 0, 0, 0, 0, -1) && ffe(&f, kx)->v.svc_id == 0 &&
+			      ffe(&f, ky)->v.svc_id == 1,
+		      "tiny id space: x=0, y=1");
+		st_add(&b, ky, "ns", "y", "", 0, &one, 1);
+		st_add(&b, kz, "ns", "z", "", 0, &one, 1);
+		model_sort(&b);
+		apply(&s, &f, &b, 2, &res, &mark);
+		check(res_is(&res, 1, 0, 1, 1, 0, -1), "x removed and z added in one apply");
+		check(ffe(&f, kz) && ffe(&f, kz)->v.svc_id == 0 && info_is(&f.svc[0], &b.fe[1].svc),
+		      "z reuses the released svc id 0");
+		check(f.resets[0] == 2 && log_find_svc(&f, mark, 0, false) != (size_t)-1 &&
+			      f.log[log_find_svc(&f, mark, 0, false)].fresh,
+		      "reused svc id written fresh (stats reset again)");
+		check(f.resets[1] == 1, "y's stats not reset");
+		check_fake("svc id reuse", &s, &f, &b);
+		/* A third service cannot get an id: failed, others fine. */
+		st_add(&c, ky, "ns", "y", "", 0, &one, 1);
+		st_add(&c, kz, "ns", "z", "", 0, &one, 1);
+		st_add(&c, kx, "ns", "x", "", 0, &one, 1);
+		model_sort(&c);
+		apply(&s, &f, &c, 3, &res, &mark);
+		check(res_is(&res, 0, 0, 0, 2, 1, 0), "max_svc exhausted: failed=1, no write, others unchanged");
+		check(!ffe(&f, kx) && f.nfe == 2 && s.n == 2, "max_svc exhausted: frontend not added");
+		/* Dual-stack of an existing service still fits. */
+		model_state_free(&c);
+		memset(&c, 0, sizeof(c));
+		st_add(&c, ky, "ns", "y", "", 0, &one, 1);
+		st_add(&c, kz, "ns", "z", "", 0, &one, 1);
+		st_add(&c, key6(0x9, 80, IPPROTO_TCP), "ns", "z", "", BPFSVC_FE_F_V6, &one, 1);
+		model_sort(&c);
+		apply(&s, &f, &c, 4, &res, &mark);
+		check(res_is(&res, 1, 0, 0, 2, 0, 2) && log_count(&f, mark, OP_SVC_SET) == 0,
+		      "full id space: second family of an existing service added, no svc write");
+		check_fake("full id space", &s, &f, &c);
+		check_reader("svc ids", &f);
+		model_state_free(&a);
+		model_state_free(&b);
+		model_state_free(&c);
+		sync_fini(&s);
+		fake_fini(&f);
+	}
+}
+
+static void test_owner_change(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state a = { 0 }, b = { 0 };
+	struct sync_result res;
+	struct bpfsvc_backend bes[2] = { be4(IP4(10, 244, 3, 1), 80), be4(IP4(10, 244, 3, 2), 80) };
+	struct bpfsvc_fe_key k = key4(IP4(10, 96, 3, 1), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_key k2 = key4(IP4(10, 96, 3, 2), 80, IPPROTO_TCP);
+	uint32_t old_id, new_id, old_set;
+	size_t mark, pset, pfe, pclr;
+	uint64_t next;
+
+	fake_init(&f, 16);
+	sync_init(&s, &fake_ops, &f, 16, GRACE);
+	st_add(&a, k, "ns", "old", "http", 0, bes, 2);
+	st_add(&a, k2, "ns", "other", "http", 0, bes, 1);
+	model_sort(&a);
+	apply(&s, &f, &a, 1, &res, NULL);
+	old_id = ffe(&f, k)->v.svc_id;
+	old_set = ffe(&f, k)->v.set_id;
+
+	st_add(&b, k, "ns", "new", "http", 0, bes, 2);
+	st_add(&b, k2, "ns", "other", "http", 0, bes, 1);
+	model_sort(&b);
+	apply(&s, &f, &b, 2, &res, &mark);
+	new_id = ffe(&f, k)->v.svc_id;
+	check(res_is(&res, 0, 1, 0, 1, 0, 3), "owner change: updated=1, writes=3 (svc, fe, old svc clear)");
+	check(new_id != old_id && info_is(&f.svc[new_id], &b.fe[0].svc),
+	      "owner change: frontend moved to a new svc id owned by the new service");
+	check(!f.svc[old_id].in_use, "owner change: old svc id released");
+	check(ffe(&f, k)->v.set_id == old_set && log_count(&f, mark, OP_SLOT_UPD) == 0,
+	      "owner change with the same backends: set kept, no slot write");
+	pset = log_find_svc(&f, mark, new_id, false);
+	pfe = log_find_fe(&f, mark, OP_FE_UPD, &k);
+	pclr = log_find_svc(&f, mark, old_id, true);
+	check(pset < pfe && pfe < pclr && pclr != (size_t)-1 && f.log[pset].fresh,
+	      "owner change: new svc info (fresh) -> frontend -> old svc cleared");
+	check(sync_reap(&s, 0, true, &next) == 0, "owner change: nothing to reap");
+	check_fake("owner change", &s, &f, &b);
+
+	/* Owner changes to a service that already has an id (shares it). */
+	model_state_free(&a);
+	memset(&a, 0, sizeof(a));
+	st_add(&a, k, "ns", "other", "http", 0, bes, 2);
+	st_add(&a, k2, "ns", "other", "http", 0, bes, 1);
+	model_sort(&a);
+	apply(&s, &f, &a, 3, &res, &mark);
+	check(res_is(&res, 0, 1, 0, 1, 0, 2) &&
+		      ffe(&f, k)->v.svc_id == ffe(&f, k2)->v.svc_id && !f.svc[new_id].in_use,
+	      "owner change to an existing service: shares its id, previous id released");
+	check_fake("owner change to existing", &s, &f, &a);
+	check_reader("owner change", &f);
+	model_state_free(&a);
+	model_state_free(&b);
+	sync_fini(&s);
+	fake_fini(&f);
+}
+
+static void test_failures(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state st, st3, st4, st5;
+	struct sync_result res;
+	struct bpfsvc_fe_val before;
+	uint64_t next;
+	size_t mark, slots_before;
+	char why[256];
+
+	fake_init(&f, 64);
+	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	build_cluster(&st, 2, 53, true, true);
+	apply(&s, &f, &st, 1 * SEC, &res, NULL);
+	before = ffe(&f, K_DNS)->v;
+	slots_before = f.nslots;
+
+	/* slot_update fails on the third slot of a 4-slot set. */
+	build_cluster(&st4, 4, 53, true, true);
+	f.slot_ok_left = 2;
+	apply(&s, &f, &st4, 2 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 3, 1, -1), "slot failure mid-set: failed=1, others unchanged");
+	check(log_count(&f, mark, OP_SLOT_UPD) == 3 && log_count(&f, mark, OP_SLOT_DEL) == 2 &&
+		      log_count(&f, mark, OP_FE_UPD) == 0,
+	      "slot failure mid-set: 2 written, 1 failed, the 2 written deleted, no frontend write");
+	check(f.nslots == slots_before, "slot failure mid-set: no partial set left in the map");
+	check(!memcmp(&ffe(&f, K_DNS)->v, &before, sizeof(before)) &&
+		      fake_set_size(&f, before.set_id) == before.count,
+	      "slot failure mid-set: old frontend and its set intact");
+	check(mirror_matches(&s, &f, why, sizeof(why)), "slot failure mid-set: mirror matches map");
+	check(sync_reap(&s, 0, true, &next) == 0, "slot failure mid-set: nothing pending");
+	fake_nofail(&f);
+	apply(&s, &f, &st4, 3 * SEC, &res, &mark);
+	check(res_is(&res, 0, 1, 0, 3, 0, 5), "after slot failure: next apply updates (4 slots + fe)");
+	check_fake("after slot failure", &s, &f, &st4);
+	sync_reap(&s, 0, true, &next);
+	check_exact("after slot failure", &f);
+
+	/* fe_update fails for dns. */
+	build_cluster(&st3, 3, 53, true, true);
+	before = ffe(&f, K_DNS)->v;
+	slots_before = f.nslots;
+	f.fail_fe_update = true;
+	f.fail_fe_update_key = K_DNS;
+	apply(&s, &f, &st3, 4 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 3, 1, 7), "fe_update failure: failed=1 (3 slots, fe, 3 slot deletes)");
+	check(!memcmp(&ffe(&f, K_DNS)->v, &before, sizeof(before)) && f.nslots == slots_before,
+	      "fe_update failure: old frontend kept, new set removed");
+	check(mirror_matches(&s, &f, why, sizeof(why)), "fe_update failure: mirror matches map");
+	check(sync_reap(&s, 0, true, &next) == 0, "fe_update failure: old set not queued for reap");
+	fake_nofail(&f);
+	apply(&s, &f, &st3, 5 * SEC, &res, NULL);
+	check(res_is(&res, 0, 1, 0, 3, 0, 4), "after fe_update failure: next apply updates");
+	check_fake("after fe_update failure", &s, &f, &st3);
+
+	/* A new frontend whose fe_update fails: its fresh svc id is released again. */
+	{
+		struct model_state st6;
+		struct bpfsvc_backend one = be4(IP4(10, 244, 7, 1), 80);
+		struct bpfsvc_fe_key kn = key4(IP4(10, 96, 7, 1), 80, IPPROTO_TCP);
+
+		build_cluster(&st6, 3, 53, true, true);
+		st_add(&st6, kn, "ns", "new", "", 0, &one, 1);
+		model_sort(&st6);
+		f.fail_fe_update = true;
+		f.fail_fe_update_key = kn;
+		apply(&s, &f, &st6, 6 * SEC, &res, &mark);
+		check(res_is(&res, 0, 0, 0, 4, 1, 5) && !ffe(&f, kn),
+		      "new frontend, fe_update fails: not added (svc, slot, fe, slot del, svc clear)");
+		check(fake_svc_clean(&f, why, sizeof(why)) && fake_slots_exact(&f, why, sizeof(why)),
+		      "new frontend, fe_update fails: no svc info or slot left behind");
+		/* Same with the svc info write failing. */
+		f.fail_fe_update = false;
+		f.fail_svc_fresh = true;
+		apply(&s, &f, &st6, 7 * SEC, &res, &mark);
+		check(res_is(&res, 0, 0, 0, 4, 1, 1) && !ffe(&f, kn),
+		      "new frontend, svc info write fails: failed=1, nothing else written");
+		fake_nofail(&f);
+		apply(&s, &f, &st6, 8 * SEC, &res, &mark);
+		check(res_is(&res, 1, 0, 0, 4, 0, 3), "new frontend: added on retry");
+		check_fake("new frontend retry", &s, &f, &st6);
+		model_state_free(&st6);
+		apply(&s, &f, &st3, 9 * SEC, &res, NULL);
+	}
+
+	/* fe_delete fails: mirror keeps it, next apply retries. */
+	build_cluster(&st5, 3, 53, false, true);
+	f.fail_fe_delete = true;
+	f.fail_fe_delete_key = K_WEB4;
+	apply(&s, &f, &st5, 10 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 3, 1, 1), "fe_delete failure: failed=1, removed=0");
+	check(ffe(&f, K_WEB4) && s.n == 4, "fe_delete failure: frontend still in map and mirror");
+	check(mirror_matches(&s, &f, why, sizeof(why)), "fe_delete failure: mirror matches map");
+	check(sync_reap(&s, 0, true, &next) == 0, "fe_delete failure: its set not queued for reap");
+	fake_nofail(&f);
+	apply(&s, &f, &st5, 11 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 1, 3, 0, 1) && log_find_fe(&f, mark, OP_FE_DEL, &K_WEB4) == mark,
+	      "fe_delete retried on the next apply");
+	check(sync_reap(&s, 0, true, &next) == 3, "retried delete: its set reaped");
+	check_fake("fe_delete retry", &s, &f, &st5);
+	check_exact("fe_delete retry", &f);
+
+	/* An element already gone (ENOENT) counts as removed. */
+	{
+		struct model_state st7;
+
+		build_cluster(&st7, 3, 53, false, false);
+		for (size_t i = 0; i < f.nfe; i++)
+			if (!memcmp(&f.fe[i].k, &K_WEB6, sizeof(K_WEB6))) {
+				memmove(&f.fe[i], &f.fe[i + 1], (f.nfe - i - 1) * sizeof(f.fe[0]));
+				f.nfe--;
+				break;
+			}
+		apply(&s, &f, &st7, 12 * SEC, &res, &mark);
+		check(res_is(&res, 0, 0, 1, 2, 0, 2), "fe_delete ENOENT: counted removed, svc released");
+		sync_reap(&s, 0, true, &next);
+		check_fake("fe_delete ENOENT", &s, &f, &st7);
+		model_state_free(&st7);
+	}
+	check_reader("failures", &f);
+	model_state_free(&st);
+	model_state_free(&st3);
+	model_state_free(&st4);
+	model_state_free(&st5);
+	sync_fini(&s);
+	fake_fini(&f);
+
+	/* Capacity: the slot map is full, so a change (which needs room for both sets) fails;
+	 * the frontend map is full, so a new frontend fails. */
+	fake_init(&f, 64);
+	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	build_cluster(&st, 2, 53, true, true);
+	f.slot_limit = 9;
+	f.fe_limit = 4;
+	apply(&s, &f, &st, 1 * SEC, &res, NULL);
+	check(res_is(&res, 4, 0, 0, 0, 0, 15), "capacity: initial state fits");
+	build_cluster(&st3, 3, 53, true, true);
+	apply(&s, &f, &st3, 2 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 3, 1, -1) && f.nslots == 8,
+	      "slot map full: change fails, no partial set");
+	check(mirror_matches(&s, &f, why, sizeof(why)), "slot map full: mirror matches map");
+	{
+		struct model_state st8;
+		struct bpfsvc_fe_key kn = key4(IP4(10, 96, 8, 1), 80, IPPROTO_TCP);
+
+		build_cluster(&st8, 2, 53, true, true);
+		st_add(&st8, kn, "default", "web", "http", 0, NULL, 0);
+		model_sort(&st8);
+		apply(&s, &f, &st8, 3 * SEC, &res, &mark);
+		check(res_is(&res, 0, 0, 0, 4, 1, 1) && !ffe(&f, kn) && f.nfe == 4,
+		      "frontend map full: new frontend fails");
+		check(mirror_matches(&s, &f, why, sizeof(why)) &&
+			      fake_svc_clean(&f, why, sizeof(why)),
+		      "frontend map full: mirror matches, svc infos clean");
+		model_state_free(&st8);
+	}
+	f.slot_limit = (size_t)-1;
+	apply(&s, &f, &st3, 4 * SEC, &res, NULL);
+	check(res_is(&res, 0, 1, 0, 3, 0, 4), "room again: change goes through");
+	sync_reap(&s, 0, true, &next);
+	check_fake("capacity", &s, &f, &st3);
+	check_exact("capacity", &f);
+	check_reader("capacity", &f);
+	model_state_free(&st);
+	model_state_free(&st3);
+	sync_fini(&s);
+	fake_fini(&f);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Random sequences                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+#define NCAND 50
+#define NSVCREF 25
+#define NPOOL 16
+
+struct cand {
+	bool present;
+	uint32_t owner;
+	uint16_t flags;
+	uint32_t mask; /* backends from the pool */
+};
+
+static struct bpfsvc_fe_key cand_key(uint32_t i)
+{
+	if (i < 30)
+		return key4(IP4(10, 96, 1, i + 1), (uint16_t)(80 + i % 3), IPPROTO_TCP);
+	return key6((uint16_t)(0x100 + i), 443, i % 2 ? IPPROTO_UDP : IPPROTO_TCP);
+}
+
+static void cand_build(const struct cand *c, struct model_state *st)
+{
+	struct bpfsvc_backend be[NPOOL];
+
+	memset(st, 0, sizeof(*st));
+	for (uint32_t i = 0; i < NCAND; i++) {
+		char ns[16], name[16];
+		uint32_t n = 0;
+
+		if (!c[i].present)
+			continue;
+		for (uint32_t j = 0; j < NPOOL; j++)
+			if (c[i].mask & (1U << j))
+				be[n++] = be4(IP4(10, 244, 5, 1 + j), (uint16_t)(8000 + j % 2));
+		snprintf(ns, sizeof(ns), "ns%u", c[i].owner % 5);
+		snprintf(name, sizeof(name), "svc%u", c[i].owner);
+		st_add(st, cand_key(i), ns, name, c[i].owner % 3 ? "p" : "", c[i].flags, be, n);
+	}
+	model_sort(st);
+}
+
+static bool same_model_fe(const struct model_fe *a, const struct model_fe *b)
+{
+	return a->flags == b->flags && a->nbe == b->nbe && !strcmp(a->svc.ns, b->svc.ns) &&
+	       !strcmp(a->svc.name, b->svc.name) && !strcmp(a->svc.port_name, b->svc.port_name) &&
+	       (!a->nbe || !memcmp(a->be, b->be, a->nbe * sizeof(*a->be)));
+}
+
+static void mutate(struct cand *c, uint64_t *rng, unsigned pct)
+{
+	for (uint32_t i = 0; i < NCAND; i++) {
+		if (xrand(rng) % 100 >= pct)
+			continue;
+		switch (xrand(rng) % 5) {
+		case 0:
+			c[i].present = !c[i].present;
+			break;
+		case 1:
+		case 2:
+			/* Sparse and sometimes empty. */
+			c[i].mask = (uint32_t)xrand(rng) & (uint32_t)xrand(rng) & 0xffff;
+			if (xrand(rng) % 8 == 0)
+				c[i].mask = 0;
+			break;
+		case 3:
+			c[i].owner = (uint32_t)(xrand(rng) % NSVCREF);
+			break;
+		default:
+			c[i].flags ^= 0x4;
+			break;
+		}
+	}
+}
+
+/*
+ * Random desired states. With fail_pct, random update/delete failures are injected; then the
+ * map must still never show a hole, the mirror must match the map after every apply, and
+ * failed must equal the failures injected. A final clean apply and reap(all) must converge.
+ */
+static void random_run(const char *name, uint64_t seed, unsigned steps, unsigned fail_pct,
+		       bool adopt_at_end)
+{
+	struct fake f;
+	struct sync s;
+	struct cand c[NCAND];
+	struct model_state prev = { 0 }, want;
+	struct sync_result res;
+	uint64_t rng = seed, now = SEC, next;
+	size_t bad_counts = 0, bad_equal = 0, bad_mirror = 0, bad_touch = 0, bad_rc = 0;
+	size_t bad_failed = 0, reaps = 0, total_failed = 0;
+	char why[256], first[512] = "";
+	unsigned step;
+
+	printf("# %s: seed %llu, %u steps, %u%% failures\n", name, (unsigned long long)seed, steps,
+	       fail_pct);
+	fake_init(&f, 64);
+	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	for (uint32_t i = 0; i < NCAND; i++) {
+		c[i].present = xrand(&rng) % 4 != 0;
+		c[i].owner = i % NSVCREF; /* i and i + 25 share a service: dual-stack-like */
+		c[i].flags = i >= 30 ? BPFSVC_FE_F_V6 : 0;
+		c[i].mask = (uint32_t)xrand(&rng) & 0xffff;
+	}
+	f.rng = seed ^ 0x5555;
+	for (step = 0; step < steps; step++) {
+		uint32_t added = 0, updated = 0, removed = 0, unchanged = 0;
+		size_t mark, inj0, i, j;
+		int rc;
+
+		if (step)
+			mutate(c, &rng, 10);
+		cand_build(c, &want);
+		/* Expected counters, valid when no failure happened (mirror == prev). */
+		for (i = 0, j = 0; i < prev.n || j < want.n;) {
+			int cmp = i == prev.n ? 1 : j == want.n ? -1 :
+				  memcmp(&prev.fe[i].key, &want.fe[j].key, sizeof(want.fe[j].key));
+
+			if (cmp < 0) {
+				removed++;
+				i++;
+			} else if (cmp > 0) {
+				added++;
+				j++;
+			} else {
+				if (same_model_fe(&prev.fe[i], &want.fe[j]))
+					unchanged++;
+				else
+					updated++;
+				i++;
+				j++;
+			}
+		}
+		f.fail_pct = fail_pct;
+		inj0 = f.injected;
+		rc = apply(&s, &f, &want, now, &res, &mark);
+		f.fail_pct = 0;
+		if (rc)
+			bad_rc++;
+		if (res.failed != f.injected - inj0) {
+			if (!bad_failed++)
+				snprintf(first, sizeof(first), "step %u: failed=%u but %zu injected", step,
+					 res.failed, f.injected - inj0);
+		}
+		total_failed += res.failed;
+		if (!mirror_matches(&s, &f, why, sizeof(why))) {
+			if (!bad_mirror++)
+				snprintf(first, sizeof(first), "step %u: %s", step, why);
+		}
+		if (!fail_pct) {
+			if (res.added != added || res.updated != updated || res.removed != removed ||
+			    res.unchanged != unchanged || res.failed) {
+				if (!bad_counts++) {
+					snprintf(first, sizeof(first),
+						 "step %u: counters %u/%u/%u/%u/%u want %u/%u/%u/%u", step,
+						 res.added, res.updated, res.removed, res.unchanged,
+						 res.failed, added, updated, removed, unchanged);
+				}
+			}
+			/* Exactly one frontend op per changed frontend. */
+			if (log_count(&f, mark, OP_FE_UPD) + log_count(&f, mark, OP_FE_DEL) !=
+			    added + updated + removed)
+				bad_touch++;
+			if (!fake_equals(&f, &want, why, sizeof(why)) ||
+			    !fake_svc_clean(&f, why, sizeof(why))) {
+				if (!bad_equal++)
+					snprintf(first, sizeof(first), "step %u: %s", step, why);
+			}
+		}
+		/* Under failures the counters are not checked against prev. */
+		model_state_free(&prev);
+		prev = want;
+		now += xrand(&rng) % (2 * GRACE);
+		switch (xrand(&rng) % 6) {
+		case 0:
+		case 1:
+			reaps += sync_reap(&s, now, false, &next) != 0;
+			break;
+		case 2:
+			if (xrand(&rng) % 10 == 0)
+				reaps += sync_reap(&s, now, true, &next) != 0;
+			break;
+		default:
+			break;
+		}
+	}
+	printf("#   %zu reaps deleted something, %zu frontends failed, %zu ops, %zu reads\n", reaps,
+	       total_failed, f.nlog, f.reads);
+	if (first[0])
+		printf("#   first problem: %s\n", first);
+	check(!bad_rc, "%s: every apply returned 0", name);
+	check(!bad_mirror, "%s: mirror matches the map after every apply", name);
+	check(!bad_failed, "%s: failed equals the failures injected", name);
+	if (fail_pct) {
+		check(total_failed > 0, "%s: failures were injected", name);
+	} else {
+		check(!bad_counts, "%s: added/updated/removed/unchanged right at every step", name);
+		check(!bad_touch, "%s: exactly one frontend op per changed frontend", name);
+		check(!bad_equal, "%s: fake map equals desired state after every apply", name);
+	}
+	check_reader(name, &f);
+
+	/* Converge: a clean apply of the last state, then reap everything. */
+	model_state_free(&prev);
+	cand_build(c, &want);
+	apply(&s, &f, &want, now, &res, NULL);
+	check(res.failed == 0, "%s: final clean apply has no failure", name);
+	sync_reap(&s, now, true, &next);
+	check(next == 0, "%s: nothing pending after reap(all)", name);
+	check_fake(name, &s, &f, &want);
+	check_exact(name, &f);
+
+	if (adopt_at_end) {
+		struct sync s2;
+		uint64_t gc;
+		size_t mark;
+		char ctx[128];
+
+		/* Restart with garbage: one more change and no reap. */
+		mutate(c, &rng, 30);
+		model_state_free(&want);
+		cand_build(c, &want);
+		apply(&s, &f, &want, now, &res, NULL);
+		sync_fini(&s);
+		sync_init(&s2, &fake_ops, &f, 64, GRACE);
+		check(!fake_adopt(&f, &s2, &gc, &res), "%s: adoption", name);
+		check(gc > 0, "%s: adoption collected the unreaped old sets (%llu slots)", name,
+		      (unsigned long long)gc);
+		check_exact("random adopt", &f);
+		apply(&s2, &f, &want, now, &res, &mark);
+		snprintf(ctx, sizeof(ctx), "%s: after adoption", name);
+		check(res.writes == 0 && res.unchanged == want.n,
+		      "%s: same state after adoption: zero writes, unchanged=%zu", name, want.n);
+		check_fake(ctx, &s2, &f, &want);
+		check_reader(ctx, &f);
+		sync_fini(&s2);
+	} else {
+		sync_fini(&s);
+	}
+	model_state_free(&want);
+	model_state_free(&prev);
+	fake_fini(&f);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Adoption                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_adoption(void)
+{
+	struct fake f;
+	struct sync s1, s2;
+	struct model_state st, st2, st3;
+	struct sync_result res;
+	uint64_t gc, next;
+	uint32_t max_set = 0, dns_old_set, web4_set;
+	size_t mark;
+	char why[256];
+
+	fake_init(&f, 64);
+	sync_init(&s1, &fake_ops, &f, 64, GRACE);
+	build_cluster(&st, 2, 53, true, true);
+	apply(&s1, &f, &st, 1 * SEC, &res, NULL);
+	dns_old_set = ffe(&f, K_DNS)->v.set_id;
+	/* Leave an unreaped old set behind, as an agent killed within the grace period would. */
+	build_cluster(&st2, 3, 53, true, true);
+	apply(&s1, &f, &st2, 2 * SEC, &res, NULL);
+	/* And metadata nobody references (died between svc info and frontend writes). */
+	f.svc[40].in_use = 1;
+	snprintf(f.svc[40].ns, sizeof(f.svc[40].ns), "gone");
+	snprintf(f.svc[40].name, sizeof(f.svc[40].name), "stale");
+	sync_fini(&s1);
+	for (size_t i = 0; i < f.nfe; i++)
+		if (f.fe[i].v.set_id > max_set)
+			max_set = f.fe[i].v.set_id;
+
+	sync_init(&s2, &fake_ops, &f, 64, GRACE);
+	mark = f.nlog;
+	check(!fake_adopt(&f, &s2, &gc, &res), "adopt: returns 0");
+	check(s2.n == 4, "adopt: 4 frontends in the mirror");
+	check(res.writes == 1 && !f.svc[40].in_use && log_find_svc(&f, mark, 40, true) == mark,
+	      "adopt_done frees the unreferenced svc info (one write)");
+	check(gc == 2 && fake_set_size(&f, dns_old_set) == 0, "adopt: dead set's 2 slots collected");
+	check(sync_set_live(&s2, ffe(&f, K_DNS)->v.set_id) &&
+		      sync_set_live(&s2, ffe(&f, K_WEB4)->v.set_id) &&
+		      sync_set_live(&s2, ffe(&f, K_WEB6)->v.set_id),
+	      "sync_set_live: sets named by frontends are live");
+	check(!sync_set_live(&s2, dns_old_set) && !sync_set_live(&s2, 0) &&
+		      !sync_set_live(&s2, max_set + 1),
+	      "sync_set_live: replaced set, set 0 and unknown sets are not live");
+	check(mirror_matches(&s2, &f, why, sizeof(why)), "adopt: mirror matches the map");
+
+	apply(&s2, &f, &st2, 3 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 4, 0, 0), "same state after adoption: zero writes, unchanged=4");
+	/* A change gets a set id above every adopted one. */
+	build_cluster(&st3, 4, 53, true, true);
+	apply(&s2, &f, &st3, 4 * SEC, &res, &mark);
+	check(res_is(&res, 0, 1, 0, 3, 0, 5) && ffe(&f, K_DNS)->v.set_id > max_set,
+	      "after adoption: a new set id continues above the adopted ones (%u > %u)",
+	      ffe(&f, K_DNS)->v.set_id, max_set);
+	check(sync_reap(&s2, 4 * SEC + GRACE, false, &next) == 3,
+	      "after adoption: the adopted set is reaped like any other");
+	check_fake("after adoption", &s2, &f, &st3);
+	check_exact("after adoption", &f);
+	sync_fini(&s2);
+
+	check_reader("adoption", &f);
+
+	/* Dirty: a hole in the middle of web v4's set. */
+	web4_set = ffe(&f, K_WEB4)->v.set_id;
+	fake_slot_del_raw(&f, &(struct bpfsvc_slot_key){ web4_set, 1 });
+	f.violations = 0;
+	sync_init(&s2, &fake_ops, &f, 64, GRACE);
+	fake_adopt(&f, &s2, &gc, &res);
+	check(gc == 0 && sync_set_live(&s2, web4_set), "dirty adopt: holey set still live, nothing collected");
+	apply(&s2, &f, &st3, 5 * SEC, &res, &mark);
+	check(res_is(&res, 0, 1, 0, 3, 0, 4) && ffe(&f, K_WEB4)->v.set_id != web4_set &&
+		      log_touches_key(&f, mark, &K_WEB4),
+	      "dirty adopted frontend rewritten under a new set, others unchanged");
+	check(sync_reap(&s2, 0, true, &next) >= 2, "dirty adopt: holey set reaped");
+	check_fake("dirty adopt", &s2, &f, &st3);
+	check_exact("dirty adopt (no slot of the holey set leaks)", &f);
+	sync_fini(&s2);
+
+	/* A frontend whose svc id is unknown is rewritten with a proper one. */
+	{
+		struct fake_fe *e = fake_fe_find(&f, &K_DNS);
+		uint32_t bogus = 50;
+
+		e->v.svc_id = bogus;
+		sync_init(&s2, &fake_ops, &f, 64, GRACE);
+		fake_adopt(&f, &s2, &gc, &res);
+		apply(&s2, &f, &st3, 6 * SEC, &res, &mark);
+		check(res.updated == 1 && res.unchanged == 3 && ffe(&f, K_DNS)->v.svc_id != bogus,
+		      "adopted frontend with unknown svc id: rewritten with a real one");
+		check_fake("unknown svc id", &s2, &f, &st3);
+		sync_reap(&s2, 0, true, &next);
+		check_exact("unknown svc id", &f);
+		sync_fini(&s2);
+	}
+	f.violations = 0;
+	model_state_free(&st);
+	model_state_free(&st2);
+	model_state_free(&st3);
+	fake_fini(&f);
+}
+
+/*
+ * An adopted frontend names a svc id the map does not know. A new frontend processed before
+ * it in the same apply may be given that (free) id; rewriting the unknown-owner frontend must
+ * not release it from under the new one.
+ */
+static void test_adopt_unknown_owner_reuse(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state st = { 0 };
+	struct sync_result res;
+	struct bpfsvc_backend one = be4(IP4(10, 244, 6, 1), 80);
+	struct bpfsvc_fe_key kc = key4(IP4(10, 96, 6, 1), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_key kb = key4(IP4(10, 96, 6, 2), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_key ka = key4(IP4(10, 96, 6, 3), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_val v = { 0 };
+	uint64_t gc, next;
+	char why[256];
+
+	fake_init(&f, 8);
+	/* Map: svc 0 = x (used by C); A names svc 1, which is free. */
+	f.svc[0].in_use = 1;
+	snprintf(f.svc[0].ns, sizeof(f.svc[0].ns), "ns");
+	snprintf(f.svc[0].name, sizeof(f.svc[0].name), "x");
+	fake_slot_put_raw(&f, &(struct bpfsvc_slot_key){ 1, 0 }, &one);
+	fake_slot_put_raw(&f, &(struct bpfsvc_slot_key){ 2, 0 }, &one);
+	v = (struct bpfsvc_fe_val){ .set_id = 1, .count = 1, .svc_id = 0 };
+	fake_fe_put_raw(&f, &kc, &v);
+	v = (struct bpfsvc_fe_val){ .set_id = 2, .count = 1, .svc_id = 1 };
+	fake_fe_put_raw(&f, &ka, &v);
+
+	st_add(&st, kc, "ns", "x", "", 0, &one, 1);
+	st_add(&st, kb, "ns", "y", "", 0, &one, 1);
+	st_add(&st, ka, "ns", "z", "", 0, &one, 1);
+	model_sort(&st);
+	sync_init(&s, &fake_ops, &f, 8, GRACE);
+	fake_adopt(&f, &s, &gc, &res);
+	apply(&s, &f, &st, 1 * SEC, &res, NULL);
+	check(res_is(&res, 1, 1, 0, 1, 0, -1), "unknown owner: B added, A rewritten, C unchanged");
+	check(fake_consistent(&f, why, sizeof(why)),
+	      "unknown owner: after the apply every frontend names a svc in use");
+	check_fake("unknown owner", &s, &f, &st);
+	sync_reap(&s, 0, true, &next);
+	check_exact("unknown owner", &f);
+	/* And B's id survives A's later removal. */
+	{
+		struct model_state st2 = { 0 };
+
+		st_add(&st2, kc, "ns", "x", "", 0, &one, 1);
+		st_add(&st2, kb, "ns", "y", "", 0, &one, 1);
+		model_sort(&st2);
+		apply(&s, &f, &st2, 2 * SEC, &res, NULL);
+		check(fake_equals(&f, &st2, why, sizeof(why)) && fake_svc_clean(&f, why, sizeof(why)),
+		      "unknown owner: removing A later leaves B's svc intact");
+		model_state_free(&st2);
+	}
+	f.violations = 0;
+	model_state_free(&st);
+	sync_fini(&s);
+	fake_fini(&f);
+}
+
+/*
+ * A stale duplicate svc info (a release whose write failed, then the service came back under
+ * another id) is freed at adoption; the service's live id must stay the one it is known by.
+ */
+static void test_adopt_stale_duplicate_svc(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state st = { 0 }, st2 = { 0 };
+	struct sync_result res;
+	struct bpfsvc_backend one = be4(IP4(10, 244, 4, 1), 80);
+	struct bpfsvc_fe_key k4 = key4(IP4(10, 96, 4, 1), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_key k6 = key6(0x401, 80, IPPROTO_TCP);
+	struct bpfsvc_fe_key k6b = key6(0x402, 80, IPPROTO_TCP);
+	uint64_t gc, next;
+	uint32_t live;
+	char why[256];
+
+	for (int stale_above = 0; stale_above < 2; stale_above++) {
+		uint32_t stale = stale_above ? 6 : 1;
+
+		fake_init(&f, 8);
+		sync_init(&s, &fake_ops, &f, 8, GRACE);
+		memset(&st, 0, sizeof(st));
+		st_add(&st, k4, "ns", "web", "http", 0, &one, 1);
+		model_sort(&st);
+		apply(&s, &f, &st, 1, &res, NULL);
+		sync_fini(&s);
+		live = ffe(&f, k4)->v.svc_id;
+		f.svc[stale] = f.svc[live];
+
+		sync_init(&s, &fake_ops, &f, 8, GRACE);
+		fake_adopt(&f, &s, &gc, &res);
+		check(!f.svc[stale].in_use && f.svc[live].in_use,
+		      "stale duplicate svc info (id %s the live one) freed at adoption",
+		      stale_above ? "above" : "below");
+		memset(&st2, 0, sizeof(st2));
+		st_add(&st2, k4, "ns", "web", "http", 0, &one, 1);
+		st_add(&st2, k6, "ns", "web", "http", BPFSVC_FE_F_V6, &one, 1);
+		model_sort(&st2);
+		apply(&s, &f, &st2, 2, &res, NULL);
+		check(res.added == 1 && res.unchanged == 1 && ffe(&f, k6) &&
+			      ffe(&f, k6)->v.svc_id == live,
+		      "after a stale duplicate (%s): second family joins the live svc id",
+		      stale_above ? "above" : "below");
+		check(fake_svc_clean(&f, why, sizeof(why)), "after a stale duplicate (%s): one id per service",
+		      stale_above ? "above" : "below");
+		/* Drop the v4 one, add another: still the same id. */
+		model_state_free(&st2);
+		memset(&st2, 0, sizeof(st2));
+		st_add(&st2, k6, "ns", "web", "http", BPFSVC_FE_F_V6, &one, 1);
+		st_add(&st2, k6b, "ns", "web", "http", BPFSVC_FE_F_V6, &one, 1);
+		model_sort(&st2);
+		apply(&s, &f, &st2, 3, &res, NULL);
+		check(ffe(&f, k6b) && ffe(&f, k6b)->v.svc_id == ffe(&f, k6)->v.svc_id &&
+			      fake_svc_clean(&f, why, sizeof(why)),
+		      "after a stale duplicate (%s): later frontends keep sharing one id",
+		      stale_above ? "above" : "below");
+		sync_reap(&s, 0, true, &next);
+		check_fake("stale duplicate", &s, &f, &st2);
+		check_reader("stale duplicate", &f);
+		model_state_free(&st);
+		model_state_free(&st2);
+		sync_fini(&s);
+		fake_fini(&f);
+	}
+}
+
+int main(void)
+{
+	init_keys();
+	test_first_apply_and_noop();
+	test_change_and_reap();
+	test_remove_and_svc_ids();
+	test_owner_change();
+	test_failures();
+	random_run("random", 0x1234567ULL, 500, 0, true);
+	random_run("random with failures", 0xfeedbeefULL, 500, 5, true);
+	test_adoption();
+	test_adopt_unknown_owner_reuse();
+	test_adopt_stale_duplicate_svc();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
