@@ -110,10 +110,15 @@ static void svc_release(struct sync *s, uint32_t id, struct sync_result *res)
 	static const struct bpfsvc_svc_info none;
 	char key[BPFSVC_NS_LEN + BPFSVC_NAME_LEN + BPFSVC_PORTNAME_LEN + 4];
 
+	json_t *v;
+
 	if (id >= s->max_svc || !s->svc[id].info.in_use || --s->svc[id].refs > 0)
 		return;
 	svc_key(&s->svc[id].info, key, sizeof(key));
-	json_object_del(s->svc_index, key);
+	/* Adopted maps may hold a stale duplicate of a live service: its key names the live id. */
+	v = json_object_get(s->svc_index, key);
+	if (v && json_integer_value(v) == (json_int_t)id)
+		json_object_del(s->svc_index, key);
 	/* A failed write leaves stale metadata that nothing references; the next adoption
 	 * frees it, so only count it. */
 	s->ops->svc_set(s->ctx, id, &none, false);
@@ -188,7 +193,7 @@ static bool same_backends(const struct sync_fe *have, const struct model_fe *wan
  * mirror entry; on failure the map still holds have (or nothing) and so does *out.
  */
 static int fe_program(struct sync *s, const struct sync_fe *have, const struct model_fe *want,
-		      uint64_t now_ns, struct sync_fe *out, struct sync_result *res)
+		      uint64_t now_ns, struct sync_fe *out, struct sync_result *res, int *soft_err)
 {
 	struct sync_fe nf = { .key = want->key };
 	bool same_svc = have && !have->dirty && svc_is(s, have->val.svc_id, &want->svc);
@@ -224,13 +229,16 @@ static int fe_program(struct sync *s, const struct sync_fe *have, const struct m
 	res->writes++;
 	if (err)
 		goto fail_mem;
-	if (have && !same_be)
-		/* Readers may still hold the old set id: delete its slots later. */
-		err = pend_push(s, have->val.set_id, have->val.count, now_ns + s->grace_ns);
+	/* Readers may still hold the old set id: delete its slots later. The switch is done
+	 * either way: on -ENOMEM only the reap is lost and the next adoption collects those
+	 * slots, so report it without failing the frontend. */
+	if (have && !same_be &&
+	    pend_push(s, have->val.set_id, have->val.count, now_ns + s->grace_ns))
+		*soft_err = -ENOMEM;
 	if (have)
 		svc_release(s, have->val.svc_id, res);
 	*out = nf;
-	return err;
+	return 0;
 
 fail_mem:
 	free(nf.be);
@@ -286,7 +294,7 @@ int sync_apply(struct sync *s, const struct model_state *want, uint64_t now_ns,
 			}
 			i++;
 		} else if (c > 0) {
-			if (fe_program(s, NULL, &want->fe[j], now_ns, &nf[w], res))
+			if (fe_program(s, NULL, &want->fe[j], now_ns, &nf[w], res, &err))
 				res->failed++;
 			else {
 				w++;
@@ -301,7 +309,7 @@ int sync_apply(struct sync *s, const struct model_state *want, uint64_t now_ns,
 			    svc_is(s, have->val.svc_id, &m->svc)) {
 				nf[w++] = *have;
 				res->unchanged++;
-			} else if (fe_program(s, have, m, now_ns, &nf[w], res)) {
+			} else if (fe_program(s, have, m, now_ns, &nf[w], res, &err)) {
 				/* The map still holds the old entry: keep mirroring it. */
 				nf[w++] = *have;
 				res->failed++;
@@ -376,12 +384,16 @@ int sync_adopt_fe(struct sync *s, const struct bpfsvc_fe_key *k, const struct bp
 	f->key = *k;
 	f->val = *v;
 	f->dirty = dirty || nbe != v->count;
-	f->val.count = nbe;
-	if (nbe) {
-		f->be = malloc(nbe * sizeof(*be));
+	/* A dirty set is rewritten and the old one reaped as idx 0..count-1: keep the map's
+	 * count so slots after a hole are reaped too (be is zero-padded; it is never compared
+	 * while dirty). */
+	f->val.count = nbe > v->count ? nbe : v->count;
+	if (f->val.count) {
+		f->be = calloc(f->val.count, sizeof(*be));
 		if (!f->be)
 			return -ENOMEM;
-		memcpy(f->be, be, nbe * sizeof(*be));
+		if (nbe)
+			memcpy(f->be, be, nbe * sizeof(*be));
 	}
 	s->n++;
 	return 0;
@@ -409,10 +421,15 @@ int sync_adopt_done(struct sync *s, struct sync_result *res)
 	for (i = 0; i < s->n; i++) {
 		struct sync_fe *f = &s->fe[i];
 
-		if (f->val.svc_id < s->max_svc && s->svc[f->val.svc_id].info.in_use)
+		if (f->val.svc_id < s->max_svc && s->svc[f->val.svc_id].info.in_use) {
 			s->svc[f->val.svc_id].refs++;
-		else
-			f->dirty = true; /* owner unknown: rewrite with a fresh svc_id */
+		} else {
+			/* Owner unknown: rewrite with a fresh svc_id. The id it names holds no
+			 * reference (it may be handed to another service before this frontend is
+			 * rewritten), so forget it: releasing it later would free someone else's. */
+			f->dirty = true;
+			f->val.svc_id = UINT32_MAX;
+		}
 		if (f->val.set_id) {
 			s->live_sets[nl++] = f->val.set_id;
 			if (f->val.set_id >= s->next_set_id)
@@ -428,6 +445,16 @@ int sync_adopt_done(struct sync *s, struct sync_result *res)
 			s->svc[id].refs = 1;
 			svc_release(s, id, res);
 		}
+	}
+	/* A freed stale duplicate may have shadowed or removed the key of the id in use. */
+	for (id = 0; id < s->max_svc; id++) {
+		char key[BPFSVC_NS_LEN + BPFSVC_NAME_LEN + BPFSVC_PORTNAME_LEN + 4];
+
+		if (!s->svc[id].info.in_use)
+			continue;
+		svc_key(&s->svc[id].info, key, sizeof(key));
+		if (json_object_set_new(s->svc_index, key, json_integer(id)))
+			return -ENOMEM;
 	}
 	return 0;
 }

@@ -566,7 +566,7 @@ static void test_conditions(void)
 	expect_fe(&r.st, "10.96.30.2", 80, IPPROTO_TCP, "cond/terminating:http",
 		  "10.244.3.20:8080 10.244.3.23:8080");
 	/* kube-proxy reads an unset serving as true: a terminating endpoint without it is
-	 * still a fallback; a not-ready, not-terminating one is not. */
+	 * still a fallback; not-ready, not-terminating ones are not (serving or not). */
 	expect_fe(&r.st, "10.96.30.3", 80, IPPROTO_TCP, "cond/terminating-serving-unset:http",
 		  "10.244.3.30:8080");
 	/* Not ready, and the terminating one is not serving: nothing. */
@@ -592,12 +592,14 @@ static void test_slices(void)
 
 	build(&r, "model-slices.json", "node-a");
 	expect_nwarn(&r.w, 0, "slices");
-	check(r.st.n == 2, "slices: 2 frontends (got %zu)", r.st.n);
+	check(r.st.n == 3, "slices: 3 frontends (got %zu)", r.st.n);
 	/* Two slices with 10.244.1.31 in both; not the other namespace's, not the unlabelled
 	 * one, not the FQDN one, not the slice of another port name. */
 	expect_fe(&r.st, "10.96.40.1", 80, IPPROTO_TCP, "shop/cart:http",
 		  "10.244.1.30:8080 10.244.1.31:8080 10.244.2.32:8080");
 	expect_fe(&r.st, "10.96.40.2", 80, IPPROTO_TCP, "other/cart:http", "10.244.9.9:8080");
+	/* Slice ports match by name and protocol: a TCP slice port does not serve 5000/UDP. */
+	expect_fe(&r.st, "10.96.40.3", 5000, IPPROTO_UDP, "shop/stream:", "");
 
 	o = find_obj(r.objs, "EndpointSlice", "shop", "cart-fqdn");
 	check(o && model_slice_check(o, record_warn, &w, &svc) == 1 && w.n == 0,
@@ -706,17 +708,18 @@ static void test_conflict(void)
 
 	build(&r, "model-conflict.json", "node-a");
 	check(r.st.n == 3, "conflict: 3 frontends (got %zu)", r.st.n);
-	/* b/two comes first in the file; a/one wins anyway (ordered by namespace/name). */
-	expect_fe(&r.st, "10.96.50.1", 80, IPPROTO_TCP, "a/one:http", "10.244.1.91:8080");
-	expect_fe(&r.st, "10.96.50.1", 81, IPPROTO_TCP, "b/two:alt", "10.244.1.92:8081");
+	/* b/api comes first in the file and sorts first by name; a/web wins anyway (ordered by
+	 * namespace, then name). b/api keeps its other port. */
+	expect_fe(&r.st, "10.96.50.1", 80, IPPROTO_TCP, "a/web:http", "10.244.1.91:8080");
+	expect_fe(&r.st, "10.96.50.1", 81, IPPROTO_TCP, "b/api:alt", "10.244.1.92:8081");
 	expect_fe(&r.st, "10.96.50.1", 80, IPPROTO_UDP, "a/udp:http", "10.244.1.93:8080");
 	expect_nwarn(&r.w, 1, "conflict");
-	expect_warn(&r.w, "Service", "b", "two", "a/one");
+	expect_warn(&r.w, "Service", "b", "api", "a/web");
 
 	build_objs(&rev, reversed(r.objs), "node-a", "conflict reversed");
 	check(state_equal(&r.st, &rev.st), "conflict: the survivor does not depend on order");
 	expect_nwarn(&rev.w, 1, "conflict reversed");
-	expect_warn(&rev.w, "Service", "b", "two", "a/one");
+	expect_warn(&rev.w, "Service", "b", "api", "a/web");
 	run_free(&r);
 	run_free(&rev);
 }

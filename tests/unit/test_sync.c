@@ -1293,6 +1293,7 @@ static void test_failures(void)
 		struct bpfsvc_backend one = be4(IP4(10, 244, 7, 1), 80);
 		struct bpfsvc_fe_key kn = key4(IP4(10, 96, 7, 1), 80, IPPROTO_TCP);
 
+		sync_reap(&s, 0, true, &next);
 		build_cluster(&st6, 3, 53, true, true);
 		st_add(&st6, kn, "ns", "new", "", 0, &one, 1);
 		model_sort(&st6);
@@ -1315,6 +1316,7 @@ static void test_failures(void)
 		check_fake("new frontend retry", &s, &f, &st6);
 		model_state_free(&st6);
 		apply(&s, &f, &st3, 9 * SEC, &res, NULL);
+		sync_reap(&s, 0, true, &next);
 	}
 
 	/* fe_delete fails: mirror keeps it, next apply retries. */
@@ -1830,16 +1832,25 @@ static void test_adopt_stale_duplicate_svc(void)
 	char why[256];
 
 	for (int stale_above = 0; stale_above < 2; stale_above++) {
-		uint32_t stale = stale_above ? 6 : 1;
+		struct bpfsvc_fe_key kt = key4(IP4(10, 96, 4, 9), 80, IPPROTO_TCP);
+		uint32_t stale = stale_above ? 6 : 0;
 
+		/* web gets id 1: tmp takes 0 first, then goes. */
 		fake_init(&f, 8);
 		sync_init(&s, &fake_ops, &f, 8, GRACE);
 		memset(&st, 0, sizeof(st));
+		st_add(&st, kt, "ns", "tmp", "", 0, &one, 1);
+		apply(&s, &f, &st, 1, &res, NULL);
 		st_add(&st, k4, "ns", "web", "http", 0, &one, 1);
 		model_sort(&st);
 		apply(&s, &f, &st, 1, &res, NULL);
+		model_state_free(&st);
+		st_add(&st, k4, "ns", "web", "http", 0, &one, 1);
+		apply(&s, &f, &st, 1, &res, NULL);
+		sync_reap(&s, 0, true, &next);
 		sync_fini(&s);
 		live = ffe(&f, k4)->v.svc_id;
+		check(live == 1 && !f.svc[0].in_use, "stale duplicate setup: web has id 1, id 0 free");
 		f.svc[stale] = f.svc[live];
 
 		sync_init(&s, &fake_ops, &f, 8, GRACE);

@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+
+#include <curl/curl.h>
+
+#include "kube_client.h"
+
+struct kube_req {
+	struct kube_client *c;
+	struct kube_req *prev, *next; /* the client's open requests */
+	CURL *easy;
+	struct curl_slist *headers;
+	kube_data_fn data;
+	kube_done_fn done;
+	void *arg;
+	long retry_after;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct kube_client {
+	const struct kube_config *cfg;
+	struct kube_client_opts o;
+	struct kube_cred cred;
+	CURLM *multi;
+	int epfd;
+	int timerfd;
+	bool *fds; /* fds[fd]: fd is one of curl's sockets in epfd */
+	int nfds;
+	struct kube_req *reqs;
+};
+
+static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct kube_client *c = userp;
+	struct epoll_event ev = { .data.fd = s };
+
+	(void)easy;
+	(void)socketp;
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(c->epfd, EPOLL_CTL_DEL, s, NULL);
+		if (s < c->nfds)
+			c->fds[s] = false;
+		return 0;
+	}
+	if (s >= c->nfds) {
+		int n = s + 64;
+		bool *p = realloc(c->fds, n * sizeof(*p));
+
+		if (!p)
+			return -1;
+		memset(p + c->nfds, 0, (n - c->nfds) * sizeof(*p));
+		c->fds = p;
+		c->nfds = n;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, s, &ev) && errno == ENOENT &&
+	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, s, &ev))
+		return -1;
+	c->fds[s] = true;
+	return 0;
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct kube_client *c = userp;
+	struct itimerspec its = {};
+
+	(void)multi;
+	if (timeout_ms >= 0) {
+		/* 0 means "now": the smallest non-zero expiry fires on the next loop turn. */
+		its.it_value.tv_sec = timeout_ms / 1000;
+		its.it_value.tv_nsec = timeout_ms % 1000 * 1000000 + (timeout_ms ? 0 : 1);
+	}
+	return timerfd_settime(c->timerfd, 0, &its, NULL) ? -1 : 0;
+}
+
+int kube_client_new(const struct kube_config *cfg, const struct kube_client_opts *o, int epfd,
+		    struct kube_client **out, char *err, size_t errlen)
+{
+	struct kube_client *c;
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		snprintf(err, errlen, "libcurl initialisation failed");
+		return -EIO;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->cfg = cfg;
+	c->o = *o;
+	c->epfd = epfd;
+	kube_cred_init(&c->cred, cfg);
+	c->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	c->multi = curl_multi_init();
+	if (c->timerfd < 0 || !c->multi) {
+		snprintf(err, errlen, "cannot set up the HTTP client");
+		kube_client_free(c);
+		return -ENOMEM;
+	}
+	ev.data.fd = c->timerfd;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->timerfd, &ev)) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		kube_client_free(c);
+		return -errno;
+	}
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	*out = c;
+	return 0;
+}
+
+static void req_free(struct kube_client *c, struct kube_req *r)
+{
+	if (!r)
+		return;
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (c->reqs == r)
+		c->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	if (r->easy) {
+		curl_multi_remove_handle(c->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+	}
+	curl_slist_free_all(r->headers);
+	free(r);
+}
+
+void kube_client_free(struct kube_client *c)
+{
+	if (!c)
+		return;
+	while (c->reqs)
+		req_free(c, c->reqs);
+	if (c->multi)
+		curl_multi_cleanup(c->multi);
+	if (c->timerfd >= 0)
+		close(c->timerfd);
+	free(c->fds);
+	kube_cred_fini(&c->cred);
+	free(c);
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+	struct kube_req *r = userp;
+	long status = 0;
+
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+	/* A short count makes libcurl abort with CURLE_WRITE_ERROR. */
+	return r->data(r->arg, status, ptr, size * nmemb) ? 0 : size * nmemb;
+}
+
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
+{
+	struct kube_req *r = userp;
+	size_t len = size * nitems;
+	static const char name[] = "retry-after:";
+
+	if (len > sizeof(name) && !strncasecmp(buf, name, sizeof(name) - 1)) {
+		char tmp[32];
+		size_t n = len - (sizeof(name) - 1);
+
+		if (n >= sizeof(tmp))
+			n = sizeof(tmp) - 1;
+		memcpy(tmp, buf + sizeof(name) - 1, n);
+		tmp[n] = 0;
+		/* Only the delta-seconds form; an HTTP date is treated as absent. */
+		r->retry_after = strtol(tmp, NULL, 10);
+		if (r->retry_after < 0)
+			r->retry_after = -1;
+	}
+	return len;
+}
+
+static int set_tls(struct kube_client *c, CURL *e)
+{
+	const struct kube_config *cfg = c->cfg;
+	struct curl_blob b = { .flags = CURL_BLOB_NOCOPY };
+
+	if (cfg->insecure) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (cfg->ca.data) {
+		b.data = cfg->ca.data;
+		b.len = cfg->ca.len;
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
+	} else if (cfg->ca.path) {
+		curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca.path);
+	}
+	/* An exec plugin's certificate replaces the kubeconfig's. Blobs are copied by libcurl
+	 * only when asked; NOCOPY is safe because the credential outlives the transfer except on
+	 * refresh, so copy those. */
+	if (c->cred.exec_cert) {
+		struct curl_blob cb = { c->cred.exec_cert, c->cred.exec_cert_len, CURL_BLOB_COPY };
+		struct curl_blob kb = { c->cred.exec_key, c->cred.exec_key_len, CURL_BLOB_COPY };
+
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	} else if (cfg->cert.data) {
+		struct curl_blob cb = { cfg->cert.data, cfg->cert.len, CURL_BLOB_NOCOPY };
+		struct curl_blob kb = { cfg->key.data, cfg->key.len, CURL_BLOB_NOCOPY };
+
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	} else if (cfg->cert.path) {
+		curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->cert.path);
+		curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->key.path);
+	}
+	return 0;
+}
+
+int kube_client_get(struct kube_client *c, const char *path_query, bool stream, kube_data_fn data,
+		    kube_done_fn done, void *arg, struct kube_req **out)
+{
+	struct kube_req *r;
+	char *url = NULL, *auth = NULL;
+	int ret = -ENOMEM;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->c = c;
+	r->data = data;
+	r->done = done;
+	r->arg = arg;
+	r->retry_after = -1;
+	r->easy = curl_easy_init();
+	if (!r->easy || asprintf(&url, "%s%s", c->cfg->server, path_query) < 0) {
+		url = NULL;
+		goto fail;
+	}
+	r->headers = curl_slist_append(NULL, "Accept: application/json");
+	if (!r->headers)
+		goto fail;
+	if (c->cred.token) {
+		struct curl_slist *h;
+
+		if (asprintf(&auth, "Authorization: Bearer %s", c->cred.token) < 0) {
+			auth = NULL;
+			goto fail;
+		}
+		h = curl_slist_append(r->headers, auth);
+		explicit_bzero(auth, strlen(auth));
+		if (!h)
+			goto fail;
+		r->headers = h;
+	}
+	curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "bpfsvc");
+	if (stream) {
+		/* No total timeout on a watch; a silent one is dead after the idle timeout. */
+		curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_TIME, c->o.idle_timeout_s);
+	} else {
+		curl_easy_setopt(r->easy, CURLOPT_TIMEOUT, c->o.request_timeout_s);
+	}
+	set_tls(c, r->easy);
+	if (curl_multi_add_handle(c->multi, r->easy)) {
+		ret = -EIO;
+		goto fail;
+	}
+	free(url);
+	free(auth);
+	r->next = c->reqs;
+	if (c->reqs)
+		c->reqs->prev = r;
+	c->reqs = r;
+	*out = r;
+	return 0;
+fail:
+	free(url);
+	free(auth);
+	req_free(c, r);
+	return ret;
+}
+
+void kube_req_cancel(struct kube_client *c, struct kube_req *r)
+{
+	req_free(c, r);
+}
+
+int kube_client_refresh_cred(struct kube_client *c, uint64_t now_ns, bool force, char *err,
+			     size_t errlen)
+{
+	return kube_cred_refresh(&c->cred, now_ns, force, err, errlen);
+}
+
+int kube_client_timer_fd(const struct kube_client *c)
+{
+	return c->timerfd;
+}
+
+bool kube_client_owns_fd(const struct kube_client *c, int fd)
+{
+	return fd >= 0 && fd < c->nfds && c->fds[fd];
+}
+
+static void check_done(struct kube_client *c)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(c->multi, &left))) {
+		struct kube_req *r = NULL;
+		struct kube_result res;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		res.curl_code = m->data.result;
+		res.status = 0;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &res.status);
+		res.retry_after = r->retry_after;
+		res.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(m->data.result);
+		/* Detach first: the callback may start a new request. */
+		curl_multi_remove_handle(c->multi, r->easy);
+		r->done(r->arg, &res);
+		req_free(c, r);
+	}
+}
+
+void kube_client_on_fd(struct kube_client *c, int fd, uint32_t epoll_events)
+{
+	int flags = 0, running;
+
+	if (epoll_events & EPOLLIN)
+		flags |= CURL_CSELECT_IN;
+	if (epoll_events & EPOLLOUT)
+		flags |= CURL_CSELECT_OUT;
+	if (epoll_events & (EPOLLERR | EPOLLHUP))
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(c->multi, fd, flags, &running);
+	check_done(c);
+}
+
+void kube_client_on_timer(struct kube_client *c)
+{
+	uint64_t ticks;
+	int running;
+
+	if (read(c->timerfd, &ticks, sizeof(ticks)) < 0 && errno == EAGAIN)
+		return;
+	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(c);
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * HTTPS GETs to the API server over libcurl's multi-socket interface, driven by the agent's
+ * epoll loop: curl's sockets and its timer (a timerfd) are registered in the agent's epoll set,
+ * so lists and long-lived watches share the one thread without blocking it.
+ */
+#ifndef BPFSVC_KUBE_CLIENT_H
+#define BPFSVC_KUBE_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kube_cred.h"
+#include "kubeconfig.h"
+
+struct kube_client;
+struct kube_req;
+
+struct kube_result {
+	int curl_code;	   /* CURLcode; 0 is a complete transfer */
+	long status;	   /* HTTP status, 0 if none was received */
+	long retry_after;  /* Retry-After in seconds, -1 if absent */
+	const char *error; /* curl's message when curl_code != 0 */
+};
+
+/* Body bytes as they arrive (status is the HTTP status of the response). Return 0 to go on,
+ * or a negative errno to abort the transfer (done then reports a write error). */
+typedef int (*kube_data_fn)(void *arg, long status, const char *buf, size_t len);
+/* The request ended; it is freed after this returns (do not cancel it from here). */
+typedef void (*kube_done_fn)(void *arg, const struct kube_result *r);
+
+struct kube_client_opts {
+	long request_timeout_s; /* whole list page */
+	long idle_timeout_s;	/* a watch with no byte for this long is dead */
+};
+
+int kube_client_new(const struct kube_config *cfg, const struct kube_client_opts *o, int epfd,
+		    struct kube_client **out, char *err, size_t errlen);
+void kube_client_free(struct kube_client *c);
+
+/* GET server + path_query. stream: no total timeout, the idle timeout instead. */
+int kube_client_get(struct kube_client *c, const char *path_query, bool stream, kube_data_fn data,
+		    kube_done_fn done, void *arg, struct kube_req **out);
+/* Abort a request; none of its callbacks run afterwards. */
+void kube_req_cancel(struct kube_client *c, struct kube_req *r);
+
+/* Refresh the credential (token file age, exec plugin expiry; force after a 401). */
+int kube_client_refresh_cred(struct kube_client *c, uint64_t now_ns, bool force, char *err,
+			     size_t errlen);
+
+/* Event loop glue: the timerfd to watch, whether an fd is one of curl's, and the handlers. */
+int kube_client_timer_fd(const struct kube_client *c);
+bool kube_client_owns_fd(const struct kube_client *c, int fd);
+void kube_client_on_fd(struct kube_client *c, int fd, uint32_t epoll_events);
+void kube_client_on_timer(struct kube_client *c);
+
+#endif
