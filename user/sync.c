@@ -24,15 +24,25 @@ int sync_init(struct sync *s, const struct sync_ops *ops, void *ctx, uint32_t ma
 	return 0;
 }
 
+static void owner_unlink(struct sync *s, struct sync_fe *f);
+
 void sync_fini(struct sync *s)
 {
-	size_t i;
+	struct sync_fe *f, *tmp;
+	struct sync_owner *o, *otmp;
 
 	if (!s)
 		return;
-	for (i = 0; i < s->n; i++)
-		free(s->fe[i].be);
-	free(s->fe);
+	HASH_ITER(hh, s->fe, f, tmp) {
+		HASH_DEL(s->fe, f);
+		free(f->be);
+		free(f);
+	}
+	HASH_ITER(hh, s->owners, o, otmp) {
+		HASH_DEL(s->owners, o);
+		free(o->fes);
+		free(o);
+	}
 	free(s->svc);
 	free(s->live_sets);
 	free(s->pend);
@@ -109,7 +119,6 @@ static void svc_release(struct sync *s, uint32_t id, struct sync_result *res)
 {
 	static const struct bpfsvc_svc_info none;
 	char key[BPFSVC_NS_LEN + BPFSVC_NAME_LEN + BPFSVC_PORTNAME_LEN + 4];
-
 	json_t *v;
 
 	if (id >= s->max_svc || !s->svc[id].info.in_use || --s->svc[id].refs > 0)
@@ -177,9 +186,68 @@ static int slots_write(struct sync *s, const struct bpfsvc_backend *be, uint32_t
 	return 0;
 }
 
-static int fe_cmp_key(const void *a, const void *b)
+static void owner_key(const struct bpfsvc_svc_info *i, char *buf, size_t len)
 {
-	return memcmp(a, b, sizeof(struct bpfsvc_fe_key));
+	snprintf(buf, len, "%s/%s", i->ns, i->name);
+}
+
+static struct sync_owner *owner_get(const struct sync *s, const char *key)
+{
+	struct sync_owner *o;
+
+	HASH_FIND_STR(s->owners, key, o);
+	return o;
+}
+
+/* Remember that f belongs to the service of its svc_id ("ns/name"). */
+static int owner_link(struct sync *s, struct sync_fe *f)
+{
+	char key[SYNC_OWNER_LEN];
+	struct sync_owner *o;
+
+	if (f->val.svc_id >= s->max_svc || !s->svc[f->val.svc_id].info.in_use)
+		return 0;
+	owner_key(&s->svc[f->val.svc_id].info, key, sizeof(key));
+	o = owner_get(s, key);
+	if (!o) {
+		o = calloc(1, sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		snprintf(o->key, sizeof(o->key), "%s", key);
+		HASH_ADD_STR(s->owners, key, o);
+	}
+	if (o->n == o->cap) {
+		uint32_t cap = o->cap ? o->cap * 2 : 4;
+		struct sync_fe **v = realloc(o->fes, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		o->fes = v;
+		o->cap = cap;
+	}
+	o->fes[o->n++] = f;
+	f->owner = o;
+	return 0;
+}
+
+static void owner_unlink(struct sync *s, struct sync_fe *f)
+{
+	struct sync_owner *o = f->owner;
+
+	if (!o)
+		return;
+	for (uint32_t i = 0; i < o->n; i++) {
+		if (o->fes[i] == f) {
+			o->fes[i] = o->fes[--o->n];
+			break;
+		}
+	}
+	f->owner = NULL;
+	if (!o->n) {
+		HASH_DEL(s->owners, o);
+		free(o->fes);
+		free(o);
+	}
 }
 
 static bool same_backends(const struct sync_fe *have, const struct model_fe *want)
@@ -188,145 +256,226 @@ static bool same_backends(const struct sync_fe *have, const struct model_fe *wan
 	       (!want->nbe || !memcmp(have->be, want->be, want->nbe * sizeof(*want->be)));
 }
 
-/*
- * Program a frontend that is new (have == NULL) or changed. On success *out is the new
- * mirror entry; on failure the map still holds have (or nothing) and so does *out.
- */
-static int fe_program(struct sync *s, const struct sync_fe *have, const struct model_fe *want,
-		      uint64_t now_ns, struct sync_fe *out, struct sync_result *res, int *soft_err)
+static bool fe_unchanged(const struct sync *s, const struct sync_fe *have,
+			 const struct model_fe *m)
 {
-	struct sync_fe nf = { .key = want->key };
+	return !have->dirty && have->val.flags == m->flags && same_backends(have, m) &&
+	       svc_is(s, have->val.svc_id, &m->svc);
+}
+
+/*
+ * Program a frontend that is new (*fp == NULL) or changed (*fp, updated in place). On failure
+ * the map still holds the old entry (or nothing) and so does the mirror. A late failure that
+ * does not undo the switch (the old set's reap could not be queued) goes to *soft_err.
+ */
+static int fe_program(struct sync *s, struct sync_fe **fp, const struct model_fe *want,
+		      uint64_t now_ns, struct sync_result *res, int *soft_err)
+{
+	struct sync_fe *have = *fp;
+	struct bpfsvc_fe_val nv = {};
+	struct bpfsvc_backend *nbe = NULL;
 	bool same_svc = have && !have->dirty && svc_is(s, have->val.svc_id, &want->svc);
 	bool same_be = have && !have->dirty && same_backends(have, want);
+	struct sync_fe *nf = NULL;
 	int err;
 
-	if (same_svc) {
-		nf.val.svc_id = have->val.svc_id;
-		s->svc[nf.val.svc_id].refs++;
-	} else {
-		err = svc_acquire(s, &want->svc, &nf.val.svc_id, res);
-		if (err)
-			return err;
+	if (!have) {
+		nf = calloc(1, sizeof(*nf));
+		if (!nf)
+			return -ENOMEM;
+		nf->key = want->key;
 	}
-	nf.val.flags = want->flags;
-	nf.val.count = want->nbe;
-	if (same_be) {
-		nf.val.set_id = have->val.set_id;
+	if (same_svc) {
+		nv.svc_id = have->val.svc_id;
+		s->svc[nv.svc_id].refs++;
 	} else {
-		err = slots_write(s, want->be, want->nbe, &nf.val.set_id, res);
+		err = svc_acquire(s, &want->svc, &nv.svc_id, res);
+		if (err)
+			goto fail_new;
+	}
+	nv.flags = want->flags;
+	nv.count = want->nbe;
+	if (same_be) {
+		nv.set_id = have->val.set_id;
+	} else {
+		err = slots_write(s, want->be, want->nbe, &nv.set_id, res);
 		if (err)
 			goto fail_svc;
 	}
 	if (want->nbe) {
-		nf.be = malloc(want->nbe * sizeof(*nf.be));
-		if (!nf.be) {
+		nbe = malloc(want->nbe * sizeof(*nbe));
+		if (!nbe) {
 			err = -ENOMEM;
 			goto fail_slots;
 		}
-		memcpy(nf.be, want->be, want->nbe * sizeof(*nf.be));
+		memcpy(nbe, want->be, want->nbe * sizeof(*nbe));
 	}
-	err = s->ops->fe_update(s->ctx, &nf.key, &nf.val);
+	err = s->ops->fe_update(s->ctx, &want->key, &nv);
 	res->writes++;
 	if (err)
 		goto fail_mem;
-	/* Readers may still hold the old set id: delete its slots later. The switch is done
-	 * either way: on -ENOMEM only the reap is lost and the next adoption collects those
-	 * slots, so report it without failing the frontend. */
-	if (have && !same_be &&
-	    pend_push(s, have->val.set_id, have->val.count, now_ns + s->grace_ns))
-		*soft_err = -ENOMEM;
-	if (have)
+	/* The switch is done. Readers may still hold the old set id: delete its slots later.
+	 * On -ENOMEM only that reap is lost; the next adoption collects those slots. */
+	if (have) {
+		if (!same_be && pend_push(s, have->val.set_id, have->val.count, now_ns + s->grace_ns))
+			*soft_err = -ENOMEM;
+		owner_unlink(s, have);
 		svc_release(s, have->val.svc_id, res);
-	*out = nf;
+		free(have->be);
+		nf = have;
+	} else {
+		HASH_ADD(hh, s->fe, key, sizeof(nf->key), nf);
+		s->n++;
+	}
+	nf->val = nv;
+	nf->be = nbe;
+	nf->dirty = false;
+	if (owner_link(s, nf))
+		*soft_err = -ENOMEM;
+	*fp = nf;
 	return 0;
 
 fail_mem:
-	free(nf.be);
+	free(nbe);
 fail_slots:
 	if (!same_be)
-		res->writes += slots_delete(s, nf.val.set_id, nf.val.count);
+		res->writes += slots_delete(s, nv.set_id, nv.count);
 fail_svc:
-	svc_release(s, nf.val.svc_id, res);
+	svc_release(s, nv.svc_id, res);
+fail_new:
+	free(nf);
 	return err;
 }
 
-static int fe_remove(struct sync *s, const struct sync_fe *have, uint64_t now_ns,
-		     struct sync_result *res)
+/* Delete a frontend from the map; on success it leaves the mirror too (f is freed). */
+static int fe_remove(struct sync *s, struct sync_fe *f, uint64_t now_ns, struct sync_result *res)
 {
-	int err = s->ops->fe_delete(s->ctx, &have->key);
+	int err = s->ops->fe_delete(s->ctx, &f->key);
 
 	res->writes++;
 	if (err && err != -ENOENT)
 		return err;
-	svc_release(s, have->val.svc_id, res);
-	return pend_push(s, have->val.set_id, have->val.count, now_ns + s->grace_ns);
+	svc_release(s, f->val.svc_id, res);
+	err = pend_push(s, f->val.set_id, f->val.count, now_ns + s->grace_ns);
+	owner_unlink(s, f);
+	HASH_DEL(s->fe, f);
+	s->n--;
+	free(f->be);
+	free(f);
+	/* On -ENOMEM the element is gone; only its reap is lost. */
+	return err;
+}
+
+/* Remove (or count as failed) f; *err collects -ENOMEM. */
+static void remove_one(struct sync *s, struct sync_fe *f, uint64_t now_ns,
+		       struct sync_result *res, int *err)
+{
+	int r = fe_remove(s, f, now_ns, res);
+
+	if (r == -ENOMEM) {
+		*err = r;
+		res->removed++;
+	} else if (r) {
+		/* Still in the map: keep mirroring it, retry next time. */
+		res->failed++;
+	} else {
+		res->removed++;
+	}
+}
+
+/* Add or update one wanted frontend (have: its mirror entry or NULL). */
+static void program_one(struct sync *s, struct sync_fe *have, const struct model_fe *m,
+			uint64_t now_ns, struct sync_result *res, int *err)
+{
+	struct sync_fe *f = have;
+
+	if (have && fe_unchanged(s, have, m)) {
+		res->unchanged++;
+		return;
+	}
+	if (fe_program(s, &f, m, now_ns, res, err))
+		res->failed++;
+	else if (have)
+		res->updated++;
+	else
+		res->added++;
 }
 
 int sync_apply(struct sync *s, const struct model_state *want, uint64_t now_ns,
 	       struct sync_result *res)
 {
-	struct sync_fe *nf;
-	size_t i = 0, j = 0, w = 0;
+	struct sync_fe *f, *tmp;
 	int err = 0;
 
 	memset(res, 0, sizeof(*res));
-	/* The new mirror can hold at most every old and every wanted frontend. */
-	nf = malloc((s->n + want->n + 1) * sizeof(*nf));
-	if (!nf)
-		return -ENOMEM;
-	while (i < s->n || j < want->n) {
-		int c = i == s->n ? 1 : j == want->n ? -1 : fe_cmp_key(&s->fe[i].key, &want->fe[j].key);
-
-		if (c < 0) {
-			int r = fe_remove(s, &s->fe[i], now_ns, res);
-
-			if (r && r != -ENOMEM) {
-				/* Still in the map: keep mirroring it, retry next time. */
-				nf[w++] = s->fe[i];
-				res->failed++;
-			} else {
-				/* On -ENOMEM the element is gone; only its reap is lost and
-				 * the next adoption collects those slots. */
-				if (r)
-					err = r;
-				free(s->fe[i].be);
-				res->removed++;
-			}
-			i++;
-		} else if (c > 0) {
-			if (fe_program(s, NULL, &want->fe[j], now_ns, &nf[w], res, &err))
-				res->failed++;
-			else {
-				w++;
-				res->added++;
-			}
-			j++;
-		} else {
-			const struct sync_fe *have = &s->fe[i];
-			const struct model_fe *m = &want->fe[j];
-
-			if (!have->dirty && have->val.flags == m->flags && same_backends(have, m) &&
-			    svc_is(s, have->val.svc_id, &m->svc)) {
-				nf[w++] = *have;
-				res->unchanged++;
-			} else if (fe_program(s, have, m, now_ns, &nf[w], res, &err)) {
-				/* The map still holds the old entry: keep mirroring it. */
-				nf[w++] = *have;
-				res->failed++;
-			} else {
-				free(have->be);
-				w++;
-				res->updated++;
-			}
-			i++;
-			j++;
-		}
+	/* Removals first: they free svc ids and map room the additions may need. */
+	s->gen++;
+	for (size_t j = 0; j < want->n; j++) {
+		HASH_FIND(hh, s->fe, &want->fe[j].key, sizeof(want->fe[j].key), f);
+		if (f)
+			f->mark = s->gen;
 	}
-	free(s->fe);
-	s->fe = nf;
-	s->n = w;
-	s->cap = s->n + want->n + 1;
+	HASH_ITER(hh, s->fe, f, tmp)
+		if (f->mark != s->gen)
+			remove_one(s, f, now_ns, res, &err);
+	for (size_t j = 0; j < want->n; j++) {
+		HASH_FIND(hh, s->fe, &want->fe[j].key, sizeof(want->fe[j].key), f);
+		program_one(s, f, &want->fe[j], now_ns, res, &err);
+	}
 	return err;
+}
+
+int sync_apply_service(struct sync *s, const char *ns, const char *name,
+		       const struct model_state *want, uint64_t now_ns, struct sync_result *res)
+{
+	char key[SYNC_OWNER_LEN];
+	struct sync_owner *o;
+	struct sync_fe *f;
+	int err = 0;
+
+	memset(res, 0, sizeof(*res));
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	s->gen++;
+	for (size_t j = 0; j < want->n; j++) {
+		HASH_FIND(hh, s->fe, &want->fe[j].key, sizeof(want->fe[j].key), f);
+		if (f)
+			f->mark = s->gen;
+	}
+	o = owner_get(s, key);
+	if (o) {
+		/* Collect first: removing unlinks from (and may free) the owner entry. */
+		struct sync_fe **gone = malloc(o->n * sizeof(*gone));
+		uint32_t k = 0;
+
+		if (!gone)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < o->n; i++)
+			if (o->fes[i]->mark != s->gen)
+				gone[k++] = o->fes[i];
+		for (uint32_t i = 0; i < k; i++)
+			remove_one(s, gone[i], now_ns, res, &err);
+		free(gone);
+	}
+	for (size_t j = 0; j < want->n; j++) {
+		const struct model_fe *m = &want->fe[j];
+
+		HASH_FIND(hh, s->fe, &m->key, sizeof(m->key), f);
+		if (f && f->owner && strcmp(f->owner->key, key)) {
+			/* Another service holds this VIP:port; the next full sync decides. */
+			res->conflicts++;
+			continue;
+		}
+		program_one(s, f, m, now_ns, res, &err);
+	}
+	return err;
+}
+
+const struct sync_fe *sync_find(const struct sync *s, const struct bpfsvc_fe_key *k)
+{
+	struct sync_fe *f;
+
+	HASH_FIND(hh, s->fe, k, sizeof(*k), f);
+	return f;
 }
 
 uint64_t sync_reap(struct sync *s, uint64_t now_ns, bool all, uint64_t *next_due_ns)
@@ -370,17 +519,12 @@ int sync_adopt_fe(struct sync *s, const struct bpfsvc_fe_key *k, const struct bp
 {
 	struct sync_fe *f;
 
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 256;
-		struct sync_fe *p = realloc(s->fe, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		s->fe = p;
-		s->cap = cap;
-	}
-	f = &s->fe[s->n];
-	memset(f, 0, sizeof(*f));
+	HASH_FIND(hh, s->fe, k, sizeof(*k), f);
+	if (f)
+		return -EEXIST;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
 	f->key = *k;
 	f->val = *v;
 	f->dirty = dirty || nbe != v->count;
@@ -390,11 +534,14 @@ int sync_adopt_fe(struct sync *s, const struct bpfsvc_fe_key *k, const struct bp
 	f->val.count = nbe > v->count ? nbe : v->count;
 	if (f->val.count) {
 		f->be = calloc(f->val.count, sizeof(*be));
-		if (!f->be)
+		if (!f->be) {
+			free(f);
 			return -ENOMEM;
+		}
 		if (nbe)
 			memcpy(f->be, be, nbe * sizeof(*be));
 	}
+	HASH_ADD(hh, s->fe, key, sizeof(f->key), f);
 	s->n++;
 	return 0;
 }
@@ -408,19 +555,16 @@ static int u32_cmp(const void *a, const void *b)
 
 int sync_adopt_done(struct sync *s, struct sync_result *res)
 {
-	size_t i, nl = 0;
+	struct sync_fe *f, *tmp;
+	size_t nl = 0;
 	uint32_t id;
 
 	memset(res, 0, sizeof(*res));
-	if (s->n)
-		qsort(s->fe, s->n, sizeof(s->fe[0]), fe_cmp_key);
 	free(s->live_sets);
 	s->live_sets = malloc((s->n + 1) * sizeof(*s->live_sets));
 	if (!s->live_sets)
 		return -ENOMEM;
-	for (i = 0; i < s->n; i++) {
-		struct sync_fe *f = &s->fe[i];
-
+	HASH_ITER(hh, s->fe, f, tmp) {
 		if (f->val.svc_id < s->max_svc && s->svc[f->val.svc_id].info.in_use) {
 			s->svc[f->val.svc_id].refs++;
 		} else {
@@ -456,6 +600,9 @@ int sync_adopt_done(struct sync *s, struct sync_result *res)
 		if (json_object_set_new(s->svc_index, key, json_integer(id)))
 			return -ENOMEM;
 	}
+	HASH_ITER(hh, s->fe, f, tmp)
+		if (owner_link(s, f))
+			return -ENOMEM;
 	return 0;
 }
 

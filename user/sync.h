@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <uthash.h>
 
 #include "bpfsvc_abi.h"
 #include "model.h"
@@ -28,11 +29,29 @@ struct sync_ops {
 	int (*svc_set)(void *ctx, uint32_t id, const struct bpfsvc_svc_info *info, bool fresh);
 };
 
+/* "ns/name" */
+#define SYNC_OWNER_LEN (BPFSVC_NS_LEN + BPFSVC_NAME_LEN + 1)
+
+struct sync_owner;
+
+/* One frontend as the maps hold it. The mirror is a hash by key, so one service's change
+ * costs the same at 10 or 100000 services. */
 struct sync_fe {
 	struct bpfsvc_fe_key key;
 	struct bpfsvc_fe_val val; /* val.count backends in be */
 	struct bpfsvc_backend *be;
 	bool dirty;		  /* adopted in an inconsistent state: rewrite on next apply */
+	uint32_t mark;		  /* the apply generation that wants it */
+	struct sync_owner *owner; /* the service it belongs to, NULL if unknown */
+	UT_hash_handle hh;
+};
+
+/* The frontends of one service, for per-service updates. */
+struct sync_owner {
+	char key[SYNC_OWNER_LEN];
+	struct sync_fe **fes;
+	uint32_t n, cap;
+	UT_hash_handle hh;
 };
 
 struct sync_svc {
@@ -49,8 +68,10 @@ struct sync_pending {
 struct sync {
 	const struct sync_ops *ops;
 	void *ctx;
-	struct sync_fe *fe; /* sorted by key */
-	size_t n, cap;
+	struct sync_fe *fe;	    /* uthash head, by key */
+	size_t n;		    /* frontends in the mirror */
+	struct sync_owner *owners; /* uthash head, by "ns/name" */
+	uint32_t gen;
 	struct sync_svc *svc; /* indexed by svc_id */
 	uint32_t max_svc;
 	uint32_t svc_hint;    /* where the search for a free svc_id starts */
@@ -65,6 +86,7 @@ struct sync {
 
 struct sync_result {
 	uint32_t added, updated, removed, unchanged, failed;
+	uint32_t conflicts; /* frontends another service already holds (per-service apply) */
 	uint64_t writes; /* map element updates and deletes issued */
 };
 
@@ -84,6 +106,16 @@ bool sync_set_live(const struct sync *s, uint32_t set_id);
  * mirror keeps what is really in the maps; returns 0, or -ENOMEM. */
 int sync_apply(struct sync *s, const struct model_state *want, uint64_t now_ns,
 	       struct sync_result *res);
+
+/*
+ * Make the frontends of one service ("ns/name") equal to want, which holds exactly that
+ * service's frontends (any order). Frontends of the service not in want are removed. A
+ * frontend another service holds is left alone and counted in res->conflicts.
+ */
+int sync_apply_service(struct sync *s, const char *ns, const char *name,
+		       const struct model_state *want, uint64_t now_ns, struct sync_result *res);
+
+const struct sync_fe *sync_find(const struct sync *s, const struct bpfsvc_fe_key *k);
 
 /* Delete the slots of replaced sets whose grace period has passed. *next_due_ns is the next
  * deadline, or 0 if nothing is pending. Returns the number of slot deletes issued. */

@@ -673,16 +673,19 @@ static bool fake_slots_exact(const struct fake *f, char *why, size_t len)
 /* The sync mirror equals the fake map (frontends, values, backends). */
 static bool mirror_matches(const struct sync *s, const struct fake *f, char *why, size_t len)
 {
-	if (s->n != f->nfe) {
-		snprintf(why, len, "mirror has %zu frontends, map %zu", s->n, f->nfe);
+	struct sync_fe *m, *tmp;
+	size_t i = 0;
+
+	if (s->n != f->nfe || HASH_COUNT(s->fe) != s->n) {
+		snprintf(why, len, "mirror has %zu frontends (%u hashed), map %zu", s->n,
+			 HASH_COUNT(s->fe), f->nfe);
 		return false;
 	}
-	for (size_t i = 0; i < s->n; i++) {
-		const struct sync_fe *m = &s->fe[i];
+	HASH_ITER(hh, s->fe, m, tmp) {
 		const struct fake_fe *e = NULL;
 
-		if (i && memcmp(&s->fe[i - 1].key, &m->key, sizeof(m->key)) >= 0) {
-			snprintf(why, len, "mirror not sorted at %zu", i);
+		if (sync_find(s, &m->key) != m) {
+			snprintf(why, len, "mirror frontend #%zu not found by key", i);
 			return false;
 		}
 		for (size_t j = 0; j < f->nfe; j++)
@@ -700,6 +703,7 @@ static bool mirror_matches(const struct sync *s, const struct fake *f, char *why
 				return false;
 			}
 		}
+		i++;
 	}
 	return true;
 }
