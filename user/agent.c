@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The agent: one thread, one epoll loop. Sources feed objects, the model turns them into the
- * desired state, sync writes the difference. Idle means asleep in epoll_wait.
+ * The agent: one thread, one epoll loop. A source (a file, or list+watch of the API server)
+ * feeds objects, the model turns them into the desired state, sync writes the difference.
+ * Idle means asleep in epoll_wait.
  */
 #include <errno.h>
 #include <limits.h>
@@ -17,24 +18,49 @@
 #include <sys/timerfd.h>
 
 #include "agent.h"
+#include "kube_client.h"
+#include "kubeconfig.h"
 #include "log.h"
 #include "model.h"
 #include "sock_lb.h"
 #include "source.h"
+#include "source_api.h"
 #include "sync.h"
 
 /* How long replaced backend sets stay readable: far longer than any program run holds a
  * looked-up set id, short enough that churn does not pile up slots. */
 #define SLOT_GRACE_NS (1000ULL * 1000 * 1000)
+/* Event-to-map latency is summarised in the log this often (when there were events). */
+#define LATENCY_LOG_NS (60ULL * 1000 * 1000 * 1000)
+/* Watches end after a timeoutSeconds drawn from this range, as kube-proxy's informers do. */
+#define WATCH_MIN_S 300
+#define WATCH_MAX_S 600
+/* Latency histogram: bucket i counts latencies in [2^i, 2^(i+1)) microseconds. */
+#define LAT_BUCKETS 32
+
+struct latency {
+	uint64_t n, sum_ns, max_ns;
+	uint64_t hist[LAT_BUCKETS];
+};
 
 struct agent {
 	const struct agent_opts *o;
+	struct model_opts mo;
 	struct datapath *dp;
 	struct sync sync;
 	int epfd, sigfd, inofd, timerfd;
+	/* file source */
 	int ino_wd;
 	char dir[PATH_MAX];
 	const char *base; /* file name inside dir, what inotify reports */
+	/* API source */
+	struct kube_config kcfg;
+	struct kube_client *kc;
+	struct api_source *api;
+	json_t *dirty; /* "ns/name" of services to recompute at the end of this batch */
+	struct latency lat;
+	uint64_t lat_logged_ns;
+	uint64_t reap_due_ns;
 	uint64_t generation;
 };
 
@@ -53,35 +79,78 @@ static void model_warn(void *arg, const char *kind, const char *ns, const char *
 	log_warn("object skipped", "kind=%s object=%s/%s reason=\"%s\"", kind, ns, name, why);
 }
 
-static void arm_reaper(struct agent *a, uint64_t due_ns)
+/* One timerfd serves every deadline: slot reaping, API retries, the latency summary. */
+static void arm_timer(struct agent *a)
 {
+	uint64_t due = a->reap_due_ns, api = a->api ? api_source_next_deadline(a->api) : 0;
 	struct itimerspec its = {};
 
-	if (due_ns) {
-		its.it_value.tv_sec = (time_t)(due_ns / 1000000000ULL);
-		its.it_value.tv_nsec = (long)(due_ns % 1000000000ULL);
+	if (api && (!due || api < due))
+		due = api;
+	if (a->lat.n && (!due || a->lat_logged_ns + LATENCY_LOG_NS < due))
+		due = a->lat_logged_ns + LATENCY_LOG_NS;
+	if (due) {
+		its.it_value.tv_sec = (time_t)(due / 1000000000ULL);
+		its.it_value.tv_nsec = (long)(due % 1000000000ULL);
+		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+			its.it_value.tv_nsec = 1;
 	}
 	timerfd_settime(a->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
 static void reap(struct agent *a, bool all)
 {
-	uint64_t next, n = sync_reap(&a->sync, now_ns(), all, &next);
+	uint64_t n = sync_reap(&a->sync, now_ns(), all, &a->reap_due_ns);
 
 	if (n)
 		log_debug("old backend sets reclaimed", "slots=%llu", (unsigned long long)n);
-	arm_reaper(a, next);
 }
 
-/* Read the file and bring the maps to it. A file that does not parse changes nothing. */
-static int reload(struct agent *a, const char *why)
+static void log_sync(struct agent *a, const char *why, const struct sync_result *res,
+		     uint64_t build_ns, uint64_t sync_ns)
 {
-	struct model_opts mo = { .node_name = a->o->node_name };
+	a->generation++;
+	log_info("sync done",
+		 "gen=%llu reason=%s frontends=%zu added=%u updated=%u removed=%u unchanged=%u "
+		 "failed=%u writes=%llu parse_us=%llu sync_us=%llu",
+		 (unsigned long long)a->generation, why, a->sync.n, res->added, res->updated,
+		 res->removed, res->unchanged, res->failed, (unsigned long long)res->writes,
+		 (unsigned long long)(build_ns / 1000), (unsigned long long)(sync_ns / 1000));
+	if (res->failed)
+		log_err("some frontends could not be written", "failed=%u (map full?)", res->failed);
+}
+
+/* Bring the maps to the state of all of objs. */
+static int apply_all(struct agent *a, json_t *objs, const char *why, uint64_t t0)
+{
 	struct model_state want = {};
 	struct sync_result res;
+	uint64_t t1, t2;
+	int ret;
+
+	ret = model_build(objs, &a->mo, model_warn, a, &want);
+	if (ret) {
+		log_err("cannot build the desired state", "error=\"%s\"", strerror(-ret));
+		goto cleanup;
+	}
+	t1 = now_ns();
+	ret = sync_apply(&a->sync, &want, t1, &res);
+	t2 = now_ns();
+	log_sync(a, why, &res, t1 - t0, t2 - t1);
+	reap(a, false);
+cleanup:
+	model_state_free(&want);
+	return ret;
+}
+
+/* ---- file source ---- */
+
+/* Read the file and bring the maps to it. A file that does not parse changes nothing. */
+static int file_reload(struct agent *a, const char *why)
+{
 	json_t *objs = NULL;
 	char err[512] = "";
-	uint64_t t0 = now_ns(), t1, t2;
+	uint64_t t0 = now_ns();
 	int ret;
 
 	ret = source_file_load(a->o->from_file, &objs, err, sizeof(err));
@@ -90,26 +159,7 @@ static int reload(struct agent *a, const char *why)
 			a->o->from_file, err);
 		return ret;
 	}
-	ret = model_build(objs, &mo, model_warn, a, &want);
-	if (ret) {
-		log_err("cannot build the desired state", "error=\"%s\"", strerror(-ret));
-		goto cleanup;
-	}
-	t1 = now_ns();
-	ret = sync_apply(&a->sync, &want, t1, &res);
-	t2 = now_ns();
-	a->generation++;
-	log_info("sync done",
-		 "gen=%llu reason=%s frontends=%zu added=%u updated=%u removed=%u unchanged=%u "
-		 "failed=%u writes=%llu parse_us=%llu sync_us=%llu",
-		 (unsigned long long)a->generation, why, a->sync.n, res.added, res.updated,
-		 res.removed, res.unchanged, res.failed, (unsigned long long)res.writes,
-		 (unsigned long long)((t1 - t0) / 1000), (unsigned long long)((t2 - t1) / 1000));
-	if (res.failed)
-		log_err("some frontends could not be written", "failed=%u (map full?)", res.failed);
-	reap(a, false);
-cleanup:
-	model_state_free(&want);
+	ret = apply_all(a, objs, why, t0);
 	json_decref(objs);
 	return ret;
 }
@@ -154,6 +204,204 @@ static bool file_changed(struct agent *a)
 	return hit;
 }
 
+/* ---- API source ---- */
+
+static void api_changed(void *arg, const char *svc_key)
+{
+	struct agent *a = arg;
+
+	json_object_set_new(a->dirty, svc_key, json_true());
+}
+
+static void api_resynced(void *arg)
+{
+	struct agent *a = arg;
+	uint64_t t0 = now_ns();
+	json_t *objs = api_source_all(a->api);
+
+	/* Everything is recomputed; per-service news is part of it. */
+	json_object_clear(a->dirty);
+	if (!objs) {
+		log_err("cannot build the desired state", "error=\"%s\"", strerror(ENOMEM));
+		return;
+	}
+	apply_all(a, objs, "resync", t0);
+	json_decref(objs);
+}
+
+static void lat_add(struct latency *l, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned b = 0;
+
+	while (us > 1 && b < LAT_BUCKETS - 1) {
+		us >>= 1;
+		b++;
+	}
+	l->hist[b]++;
+	l->n++;
+	l->sum_ns += ns;
+	if (ns > l->max_ns)
+		l->max_ns = ns;
+}
+
+/* Upper bound of the bucket holding the q-quantile, in microseconds. */
+static uint64_t lat_quantile_us(const struct latency *l, double q)
+{
+	uint64_t want = (uint64_t)((double)l->n * q), seen = 0;
+
+	for (unsigned b = 0; b < LAT_BUCKETS; b++) {
+		seen += l->hist[b];
+		if (seen > want)
+			return 2ULL << b;
+	}
+	return 0;
+}
+
+static void lat_log(struct agent *a, uint64_t now)
+{
+	struct latency *l = &a->lat;
+
+	if (!l->n)
+		return;
+	log_info("event to map latency",
+		 "batches=%llu avg_us=%llu p50_us_below=%llu p99_us_below=%llu max_us=%llu",
+		 (unsigned long long)l->n, (unsigned long long)(l->sum_ns / l->n / 1000),
+		 (unsigned long long)lat_quantile_us(l, 0.5),
+		 (unsigned long long)lat_quantile_us(l, 0.99),
+		 (unsigned long long)(l->max_ns / 1000));
+	memset(l, 0, sizeof(*l));
+	a->lat_logged_ns = now;
+}
+
+/* The events of one read are in the stores: recompute the services they touched. */
+static void api_batch_end(void *arg, uint64_t recv_ns)
+{
+	struct agent *a = arg;
+	struct sync_result total = {};
+	const char *key;
+	json_t *v;
+	size_t n = json_object_size(a->dirty);
+	uint64_t done;
+
+	if (!n)
+		return;
+	json_object_foreach(a->dirty, key, v) {
+		struct model_state want = {};
+		struct sync_result res;
+		json_t *svc = api_source_service(a->api, key);
+		json_t *slices = api_source_slices(a->api, key);
+		char ns[BPFSVC_NS_LEN + 1] = "", name[BPFSVC_NAME_LEN + 1] = "";
+		const char *slash = strchr(key, '/');
+		int ret = 0;
+
+		if (slash) {
+			snprintf(ns, sizeof(ns), "%.*s", (int)(slash - key), key);
+			snprintf(name, sizeof(name), "%s", slash + 1);
+		}
+		if (svc && slices)
+			ret = model_add_service(svc, slices, &a->mo, model_warn, a, &want);
+		json_decref(slices);
+		if (ret == -ENOMEM || (!slices && svc)) {
+			log_err("cannot build the desired state", "service=%s error=\"%s\"", key,
+				strerror(ENOMEM));
+			model_state_free(&want);
+			continue;
+		}
+		model_sort(&want);
+		sync_apply_service(&a->sync, ns, name, &want, now_ns(), &res);
+		model_state_free(&want);
+		total.added += res.added;
+		total.updated += res.updated;
+		total.removed += res.removed;
+		total.failed += res.failed;
+		total.conflicts += res.conflicts;
+		total.writes += res.writes;
+		if (res.conflicts)
+			log_warn("frontend held by another service, left alone", "service=%s count=%u",
+				 key, res.conflicts);
+	}
+	json_object_clear(a->dirty);
+	done = now_ns();
+	lat_add(&a->lat, done - recv_ns);
+	if (!a->lat_logged_ns)
+		a->lat_logged_ns = done;
+	log_debug("events applied",
+		  "services=%zu added=%u updated=%u removed=%u failed=%u writes=%llu latency_us=%llu",
+		  n, total.added, total.updated, total.removed, total.failed,
+		  (unsigned long long)total.writes, (unsigned long long)((done - recv_ns) / 1000));
+	if (total.failed)
+		log_err("some frontends could not be written", "failed=%u (map full?)", total.failed);
+	reap(a, false);
+}
+
+static void api_report(void *arg, enum api_level lvl, const char *msg, const char *kv)
+{
+	static const enum log_level map[] = { [API_INFO] = LOG_INFO, [API_WARN] = LOG_WARN,
+					      [API_ERR] = LOG_ERR, [API_DEBUG] = LOG_DEBUG };
+
+	(void)arg;
+	log_kv(map[lvl], msg, "%s", kv);
+}
+
+/* Configuration errors surface before anything is attached or pinned. */
+static int api_config(struct agent *a)
+{
+	const char *sa = getenv("BPFSVC_SERVICEACCOUNT_DIR");
+	char err[512] = "";
+	int ret;
+
+	if (a->o->kubeconfig)
+		ret = kubeconfig_load(a->o->kubeconfig, a->o->context, &a->kcfg, err, sizeof(err));
+	else
+		ret = kubeconfig_in_cluster(getenv("KUBERNETES_SERVICE_HOST"),
+					    getenv("KUBERNETES_SERVICE_PORT"),
+					    sa ? sa : KUBE_SA_DIR_DEFAULT, &a->kcfg, err, sizeof(err));
+	if (ret) {
+		log_err("cannot configure the API client", "error=\"%s\"", err);
+		return ret;
+	}
+	if (a->kcfg.insecure)
+		log_warn("TLS verification of the API server is off (insecure-skip-tls-verify)",
+			 "server=%s", a->kcfg.server);
+	if (a->kcfg.tls_server_name)
+		log_warn("tls-server-name is not supported, the server name is checked against the URL",
+			 "tls_server_name=%s", a->kcfg.tls_server_name);
+	return 0;
+}
+
+static int api_setup(struct agent *a)
+{
+	static const struct api_source_cbs cbs = {
+		.changed = api_changed,
+		.resynced = api_resynced,
+		.batch_end = api_batch_end,
+		.report = api_report,
+	};
+	struct kube_client_opts ko = { a->o->request_timeout_s, a->o->watch_idle_timeout_s };
+	struct api_source_opts ao = { WATCH_MIN_S, WATCH_MAX_S };
+	char err[512] = "";
+	int ret;
+
+	a->dirty = json_object();
+	if (!a->dirty)
+		return -ENOMEM;
+	ret = kube_client_new(&a->kcfg, &ko, a->epfd, &a->kc, err, sizeof(err));
+	if (ret) {
+		log_err("cannot set up the API client", "error=\"%s\"", err);
+		return ret;
+	}
+	ret = api_source_new(a->kc, &ao, &cbs, a, &a->api);
+	if (ret)
+		return ret;
+	log_info("watching the API server", "server=%s config=\"%s\" node=%s", a->kcfg.server,
+		 a->kcfg.where, a->mo.node_name);
+	api_source_start(a->api, now_ns());
+	return 0;
+}
+
+/* ---- loop ---- */
+
 static int epoll_add(int epfd, int fd)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
@@ -161,43 +409,69 @@ static int epoll_add(int epfd, int fd)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
+static void on_signal(struct agent *a, bool *stop)
+{
+	struct signalfd_siginfo si;
+
+	if (read(a->sigfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo != SIGHUP) {
+		log_info("exiting, datapath stays pinned and serving", "signal=%s",
+			 strsignal((int)si.ssi_signo));
+		*stop = true;
+	} else if (a->api) {
+		if (api_source_synced(a->api))
+			api_resynced(a);
+	} else {
+		file_reload(a, "sighup");
+	}
+}
+
+static void on_timer(struct agent *a)
+{
+	uint64_t ticks, now = now_ns();
+
+	if (read(a->timerfd, &ticks, sizeof(ticks)) != sizeof(ticks))
+		return;
+	if (a->reap_due_ns && a->reap_due_ns <= now)
+		reap(a, false);
+	if (a->api)
+		api_source_tick(a->api, now);
+	if (a->lat.n && a->lat_logged_ns + LATENCY_LOG_NS <= now)
+		lat_log(a, now);
+}
+
 static int loop(struct agent *a)
 {
-	for (;;) {
-		struct epoll_event evs[8];
-		int n = epoll_wait(a->epfd, evs, 8, -1);
+	bool stop = false;
 
+	while (!stop) {
+		struct epoll_event evs[16];
+		int n;
+
+		arm_timer(a);
+		n = epoll_wait(a->epfd, evs, 16, -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		for (int i = 0; i < n; i++) {
+		for (int i = 0; i < n && !stop; i++) {
 			int fd = evs[i].data.fd;
 
-			if (fd == a->sigfd) {
-				struct signalfd_siginfo si;
-
-				if (read(a->sigfd, &si, sizeof(si)) != sizeof(si))
-					continue;
-				if (si.ssi_signo == SIGHUP) {
-					reload(a, "sighup");
-					continue;
-				}
-				log_info("exiting, datapath stays pinned and serving",
-					 "signal=%s", strsignal((int)si.ssi_signo));
-				return 0;
-			} else if (fd == a->inofd) {
-				if (file_changed(a))
-					reload(a, "file-changed");
-			} else if (fd == a->timerfd) {
-				uint64_t ticks;
-
-				if (read(a->timerfd, &ticks, sizeof(ticks)) == sizeof(ticks))
-					reap(a, false);
-			}
+			if (fd == a->sigfd)
+				on_signal(a, &stop);
+			else if (fd == a->inofd && file_changed(a))
+				file_reload(a, "file-changed");
+			else if (fd == a->timerfd)
+				on_timer(a);
+			else if (a->kc && fd == kube_client_timer_fd(a->kc))
+				kube_client_on_timer(a->kc);
+			else if (a->kc && kube_client_owns_fd(a->kc, fd))
+				kube_client_on_fd(a->kc, fd, evs[i].events);
 		}
 	}
+	return 0;
 }
 
 int agent_run(const struct agent_opts *o)
@@ -209,12 +483,18 @@ int agent_run(const struct agent_opts *o)
 	sigset_t mask;
 	int ret;
 
+	a.mo.node_name = o->node_name;
+	srand((unsigned)(now_ns() ^ (uint64_t)getpid()));
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+	/* A closed API connection must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 
+	if (!o->from_file && (ret = api_config(&a)))
+		goto cleanup;
 	ret = datapath_open(o->pin_path, o->cgroup, &sizes, &a.dp, err, sizeof(err));
 	if (ret) {
 		log_err("cannot set up the datapath", "error=\"%s\"", err);
@@ -234,27 +514,41 @@ int agent_run(const struct agent_opts *o)
 
 	a.epfd = epoll_create1(EPOLL_CLOEXEC);
 	a.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	a.inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	a.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (a.epfd < 0 || a.sigfd < 0 || a.inofd < 0 || a.timerfd < 0) {
+	if (a.epfd < 0 || a.sigfd < 0 || a.timerfd < 0) {
 		ret = -errno;
 		log_err("cannot set up the event loop", "error=\"%s\"", strerror(errno));
 		goto cleanup;
 	}
-	ret = watch_file(&a);
-	if (ret) {
-		log_err("cannot watch the file", "dir=%s error=\"%s\"", a.dir, strerror(-ret));
+	if ((ret = epoll_add(a.epfd, a.sigfd)) || (ret = epoll_add(a.epfd, a.timerfd)))
 		goto cleanup;
+	if (o->from_file) {
+		a.inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+		ret = a.inofd < 0 ? -errno : watch_file(&a);
+		if (!ret)
+			ret = epoll_add(a.epfd, a.inofd);
+		if (ret) {
+			log_err("cannot watch the file", "dir=%s error=\"%s\"", a.dir, strerror(-ret));
+			goto cleanup;
+		}
+		/* A bad file at start is not fatal: what is pinned keeps serving until fixed. */
+		file_reload(&a, "start");
+	} else {
+		/* Nothing is programmed until both initial lists are in: what is pinned keeps
+		 * serving meanwhile, so a restart causes no transient rejects. */
+		ret = api_setup(&a);
+		if (ret)
+			goto cleanup;
 	}
-	if ((ret = epoll_add(a.epfd, a.sigfd)) || (ret = epoll_add(a.epfd, a.inofd)) ||
-	    (ret = epoll_add(a.epfd, a.timerfd)))
-		goto cleanup;
-	/* A bad file at start is not fatal: what is pinned keeps serving until it is fixed. */
-	reload(&a, "start");
 	ret = loop(&a);
+	lat_log(&a, now_ns());
 	/* Reclaim what we can; anything left is collected by the next agent's adoption. */
 	reap(&a, true);
 cleanup:
+	api_source_free(a.api);
+	kube_client_free(a.kc);
+	kube_config_free(&a.kcfg);
+	json_decref(a.dirty);
 	if (a.timerfd >= 0)
 		close(a.timerfd);
 	if (a.inofd >= 0)

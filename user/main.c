@@ -33,11 +33,18 @@ static const char main_usage[] =
 	"Run 'bpfsvc <command> --help' for a command's options.\n";
 
 static const char agent_usage[] =
-	"Usage: bpfsvc agent --from-file FILE [options]\n"
+	"Usage: bpfsvc agent [--kubeconfig PATH [--context NAME] | --from-file FILE] [options]\n"
 	"\n"
+	"Objects come from the API server (list+watch of Services and EndpointSlices) or a file.\n"
+	"\n"
+	"  --kubeconfig PATH     kubeconfig (default $KUBECONFIG; without either, in-cluster:\n"
+	"                        KUBERNETES_SERVICE_HOST/PORT and the service account token)\n"
+	"  --context NAME        kubeconfig context (default: current-context)\n"
 	"  --from-file FILE      Kubernetes List of Services and EndpointSlices (JSON or YAML,\n"
 	"                        as 'kubectl get services,endpointslices -A -o json' prints);\n"
 	"                        re-read on SIGHUP and when the file changes\n"
+	"  --request-timeout S   limit for one list request (default 60)\n"
+	"  --watch-idle-timeout S  a watch silent this long is reconnected (default 90)\n"
 	"  --node-name NAME      this node, for internalTrafficPolicy: Local (default: hostname)\n"
 	"  --cgroup PATH         cgroup v2 to attach to (default: the cgroup v2 root)\n"
 	"  --pin-path DIR        bpffs directory for maps and links (default " BPFSVC_DEFAULT_PIN_PATH ")\n"
@@ -75,9 +82,14 @@ static int parse_u32(const char *s, uint32_t min, uint32_t *out)
 
 static int cmd_agent(int argc, char **argv)
 {
-	enum { O_FILE = 1, O_NODE, O_CGROUP, O_PIN, O_MAXSVC, O_MAXBE, O_MAXSOCK, O_HELP };
+	enum { O_FILE = 1, O_NODE, O_CGROUP, O_PIN, O_MAXSVC, O_MAXBE, O_MAXSOCK, O_HELP,
+	       O_KUBECONFIG, O_CONTEXT, O_REQ_TIMEOUT, O_IDLE_TIMEOUT };
 	static const struct option opts[] = {
 		{ "from-file", required_argument, NULL, O_FILE },
+		{ "kubeconfig", required_argument, NULL, O_KUBECONFIG },
+		{ "context", required_argument, NULL, O_CONTEXT },
+		{ "request-timeout", required_argument, NULL, O_REQ_TIMEOUT },
+		{ "watch-idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
 		{ "node-name", required_argument, NULL, O_NODE },
 		{ "cgroup", required_argument, NULL, O_CGROUP },
 		{ "pin-path", required_argument, NULL, O_PIN },
@@ -88,7 +100,9 @@ static int cmd_agent(int argc, char **argv)
 		{ "help", no_argument, NULL, O_HELP },
 		{},
 	};
-	struct agent_opts o = { .pin_path = BPFSVC_DEFAULT_PIN_PATH };
+	struct agent_opts o = { .pin_path = BPFSVC_DEFAULT_PIN_PATH,
+				.request_timeout_s = 60,
+				.watch_idle_timeout_s = 90 };
 	char host[HOST_NAME_MAX + 1], cg[PATH_MAX];
 	uint32_t n;
 	int c;
@@ -97,6 +111,22 @@ static int cmd_agent(int argc, char **argv)
 		switch (c) {
 		case O_FILE:
 			o.from_file = optarg;
+			break;
+		case O_KUBECONFIG:
+			o.kubeconfig = optarg;
+			break;
+		case O_CONTEXT:
+			o.context = optarg;
+			break;
+		case O_REQ_TIMEOUT:
+		case O_IDLE_TIMEOUT:
+			if (parse_u32(optarg, 1, &n) || n > 86400)
+				return usage_error(agent_usage, "bad timeout \"%s\" (1..86400 s)",
+						   optarg);
+			if (c == O_REQ_TIMEOUT)
+				o.request_timeout_s = n;
+			else
+				o.watch_idle_timeout_s = n;
 			break;
 		case O_NODE:
 			o.node_name = optarg;
@@ -134,8 +164,15 @@ static int cmd_agent(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error(agent_usage, "unexpected argument \"%s\"", argv[optind]);
-	if (!o.from_file)
-		return usage_error(agent_usage, "%s", "--from-file is required");
+	if (o.from_file && (o.kubeconfig || o.context))
+		return usage_error(agent_usage, "%s", "--from-file goes without --kubeconfig/--context");
+	if (!o.from_file && !o.kubeconfig) {
+		const char *env = getenv("KUBECONFIG");
+
+		o.kubeconfig = env && *env ? env : NULL;
+	}
+	if (o.context && !o.kubeconfig)
+		return usage_error(agent_usage, "%s", "--context needs a kubeconfig");
 	if (!o.node_name) {
 		if (gethostname(host, sizeof(host)))
 			snprintf(host, sizeof(host), "localhost");

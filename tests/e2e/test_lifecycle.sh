@@ -109,8 +109,11 @@ check "bpfsvc agent --help" test $? -eq 0
 check "bpfsvc version" test $? -eq 0
 "$BPFSVC" list --bogus >/dev/null 2>&1
 check "unknown flag: exit 2" test $? -eq 2
-"$BPFSVC" agent >/dev/null 2>&1
-check "agent without a source: exit 2" test $? -eq 2
+env -u KUBECONFIG -u KUBERNETES_SERVICE_HOST "$BPFSVC" agent --cgroup "$CG" --pin-path "$PIN" 2>"$TMP/nosrc.err"
+check "agent with no source at all: fails before attaching, saying why" \
+	test $? -eq 1 -a ! -e "$PIN" -a "$(grep -c 'no kubeconfig' "$TMP/nosrc.err")" -eq 1
+"$BPFSVC" agent --from-file x --kubeconfig y >/dev/null 2>&1
+check "agent with two sources: exit 2" test $? -eq 2
 "$BPFSVC" frobnicate >/dev/null 2>&1
 check "unknown command: exit 2" test $? -eq 2
 "$BPFSVC" agent --from-file x --max-services nope >/dev/null 2>"$TMP/usage.err"

@@ -1,0 +1,656 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * List+watch per resource, as client-go's reflector does it:
+ *   LIST (paged: limit + continue) -> store replaced -> WATCH from the list's resourceVersion
+ *   -> events update the store -> a watch that ends normally resumes from the last
+ *   resourceVersion; 410 Gone (expired) means LIST again; errors back off (0.8 s doubling to
+ *   30 s, jittered, reset after a healthy period; Retry-After honoured).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "model.h"
+#include "source_api.h"
+
+#define NS_PER_S 1000000000ULL
+#define BACKOFF_MIN_NS (800ULL * 1000000)
+#define BACKOFF_MAX_NS (30ULL * NS_PER_S)
+/* A resource that has not failed for this long starts again from the smallest backoff. */
+#define BACKOFF_RESET_NS (120ULL * NS_PER_S)
+/* A watch event or list page larger than this is not an API object we want. */
+#define MAX_BODY (256u << 20)
+
+enum res_state { RS_IDLE, RS_LIST, RS_WATCH, RS_WAIT };
+
+struct res {
+	struct api_source *s;
+	const char *name; /* "services" */
+	const char *path; /* "/api/v1/services" */
+	const char *kind; /* item kind, which list items lack */
+	enum res_state state;
+	enum res_state after_wait; /* what RS_WAIT leads to */
+	struct kube_req *req;
+	char rv[128];		/* resourceVersion to watch from */
+	char *cont;		/* continue token while listing */
+	json_t *store;		/* "ns/name" -> object */
+	json_t *listing;	/* the store being built by a list */
+	char *buf;		/* list body, or the partial watch line */
+	size_t len, cap;
+	bool synced;		/* a list completed at least once */
+	bool relist;		/* the watch said 410: list again */
+	bool bad_stream;	/* the watch sent something we could not parse */
+	uint64_t wait_until_ns;
+	uint64_t backoff_ns;
+	uint64_t last_fail_ns;
+	uint64_t recv_ns;	/* when the current read arrived */
+};
+
+struct api_source {
+	struct kube_client *kc;
+	struct api_source_opts o;
+	struct api_source_cbs cbs;
+	void *arg;
+	struct res svc, slc;
+	json_t *by_svc; /* "ns/svc" -> { slice "ns/name" -> slice } */
+	bool synced;	/* both initial lists done: events reach the owner */
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+static void reportf(struct api_source *s, enum api_level lvl, const char *msg, const char *fmt,
+		    ...) __attribute__((format(printf, 4, 5)));
+
+static void reportf(struct api_source *s, enum api_level lvl, const char *msg, const char *fmt,
+		    ...)
+{
+	char kv[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(kv, sizeof(kv), fmt, ap);
+	va_end(ap);
+	s->cbs.report(s->arg, lvl, msg, kv);
+}
+
+static const char *meta(json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
+}
+
+static int obj_key(json_t *obj, char *buf, size_t len)
+{
+	const char *ns = meta(obj, "namespace"), *name = meta(obj, "name");
+
+	if (!name)
+		return -EINVAL;
+	snprintf(buf, len, "%s/%s", ns && *ns ? ns : "default", name);
+	return 0;
+}
+
+/* The service a slice belongs to, "ns/svc", or "" if none. */
+static void slice_owner(json_t *slice, char *buf, size_t len)
+{
+	const char *ns = meta(slice, "namespace");
+	const char *svc = json_string_value(json_object_get(
+		json_object_get(json_object_get(slice, "metadata"), "labels"),
+		"kubernetes.io/service-name"));
+
+	if (svc && *svc)
+		snprintf(buf, len, "%s/%s", ns && *ns ? ns : "default", svc);
+	else
+		buf[0] = 0;
+}
+
+static void index_del(struct api_source *s, json_t *slice, const char *key)
+{
+	char owner[256];
+	json_t *set;
+
+	slice_owner(slice, owner, sizeof(owner));
+	set = owner[0] ? json_object_get(s->by_svc, owner) : NULL;
+	if (!set)
+		return;
+	json_object_del(set, key);
+	if (!json_object_size(set))
+		json_object_del(s->by_svc, owner);
+	if (s->synced)
+		s->cbs.changed(s->arg, owner);
+}
+
+static int index_add(struct api_source *s, json_t *slice, const char *key)
+{
+	char owner[256];
+	json_t *set;
+
+	slice_owner(slice, owner, sizeof(owner));
+	if (!owner[0])
+		return 0;
+	set = json_object_get(s->by_svc, owner);
+	if (!set) {
+		set = json_object();
+		if (!set || json_object_set_new(s->by_svc, owner, set))
+			return -ENOMEM;
+	}
+	if (json_object_set(set, key, slice))
+		return -ENOMEM;
+	if (s->synced)
+		s->cbs.changed(s->arg, owner);
+	return 0;
+}
+
+static int rebuild_index(struct api_source *s)
+{
+	bool synced = s->synced;
+	const char *key;
+	json_t *slice;
+	int err = 0;
+
+	/* A rebuilt index comes with a full resync: no per-service news meanwhile. */
+	s->synced = false;
+	json_object_clear(s->by_svc);
+	json_object_foreach(s->slc.store, key, slice) {
+		err = index_add(s, slice, key);
+		if (err)
+			break;
+	}
+	s->synced = synced;
+	return err;
+}
+
+/* Apply one object change to a resource's store (and the slice index). */
+static int store_put(struct res *r, json_t *obj, bool deleted)
+{
+	struct api_source *s = r->s;
+	char key[256];
+	json_t *old;
+	int err;
+
+	if (obj_key(obj, key, sizeof(key)))
+		return -EINVAL;
+	if (!json_object_get(obj, "kind"))
+		json_object_set_new(obj, "kind", json_string(r->kind));
+	old = json_object_get(r->store, key);
+	if (r == &s->slc && old)
+		index_del(s, old, key);
+	if (deleted) {
+		json_object_del(r->store, key);
+	} else {
+		if (json_object_set(r->store, key, obj))
+			return -ENOMEM;
+		if (r == &s->slc) {
+			err = index_add(s, obj, key);
+			if (err)
+				return err;
+		}
+	}
+	if (r == &s->svc && s->synced)
+		s->cbs.changed(s->arg, key);
+	return 0;
+}
+
+static void buf_reset(struct res *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+	r->len = r->cap = 0;
+}
+
+static int buf_add(struct res *r, const char *p, size_t n)
+{
+	if (r->len + n + 1 > MAX_BODY)
+		return -E2BIG;
+	if (r->len + n + 1 > r->cap) {
+		size_t cap = r->cap ? r->cap : 65536;
+		char *b;
+
+		while (cap < r->len + n + 1)
+			cap *= 2;
+		b = realloc(r->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		r->buf = b;
+		r->cap = cap;
+	}
+	memcpy(r->buf + r->len, p, n);
+	r->len += n;
+	r->buf[r->len] = 0;
+	return 0;
+}
+
+static void start(struct res *r, enum res_state what, uint64_t now_ns);
+
+/* Back off before doing `what` again; retry_after_s >= 0 overrides the computed delay. */
+static void fail(struct res *r, enum res_state what, long retry_after_s, uint64_t now_ns)
+{
+	uint64_t wait;
+
+	if (!r->backoff_ns || now_ns - r->last_fail_ns > BACKOFF_RESET_NS)
+		r->backoff_ns = BACKOFF_MIN_NS;
+	/* Jitter in [0.75, 1.25) spreads agents of a whole cluster after an API outage. */
+	wait = r->backoff_ns * 3 / 4 + (uint64_t)((double)r->backoff_ns / 2 * (rand() / (RAND_MAX + 1.0)));
+	if (retry_after_s >= 0)
+		wait = (uint64_t)retry_after_s * NS_PER_S;
+	r->backoff_ns = r->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : r->backoff_ns * 2;
+	r->last_fail_ns = now_ns;
+	r->state = RS_WAIT;
+	r->after_wait = what;
+	r->wait_until_ns = now_ns + wait;
+	reportf(r->s, API_INFO, "retrying later", "resource=%s next=%s in_ms=%llu", r->name,
+		what == RS_LIST ? "list" : "watch", (unsigned long long)(wait / 1000000));
+}
+
+/* Status objects carry a message worth logging. */
+static void status_message(const char *body, size_t len, char *out, size_t outlen)
+{
+	json_t *st = json_loadb(body, len, 0, NULL);
+	const char *m = json_string_value(json_object_get(st, "message"));
+
+	snprintf(out, outlen, "%s", m ? m : "");
+	for (char *p = out; *p; p++)
+		if (*p == '"')
+			*p = '\'';
+	json_decref(st);
+}
+
+/* HTTP errors shared by lists and watches. Returns true if handled. */
+static bool http_error(struct res *r, const struct kube_result *res, enum res_state what,
+		       uint64_t now)
+{
+	char msg[256];
+	char err[256] = "";
+
+	status_message(r->buf ? r->buf : "", r->len, msg, sizeof(msg));
+	reportf(r->s, res->status == 410 ? API_INFO : API_WARN, "API request failed",
+		"resource=%s op=%s status=%ld message=\"%s\"", r->name,
+		what == RS_LIST ? "list" : "watch", res->status, msg);
+	if (res->status == 410) {
+		/* Expired continue token or resourceVersion: start over with a fresh list. */
+		r->rv[0] = 0;
+		start(r, RS_LIST, now);
+		return true;
+	}
+	if (res->status == 401 &&
+	    kube_client_refresh_cred(r->s->kc, now, true, err, sizeof(err)))
+		reportf(r->s, API_ERR, "cannot refresh credentials", "error=\"%s\"", err);
+	fail(r, what, (res->status == 429 || res->status == 503) ? res->retry_after : -1, now);
+	return true;
+}
+
+/* ---- list ---- */
+
+static int list_data(void *arg, long status, const char *p, size_t n)
+{
+	struct res *r = arg;
+
+	(void)status;
+	return buf_add(r, p, n);
+}
+
+static void list_complete(struct res *r)
+{
+	struct api_source *s = r->s;
+
+	json_decref(r->store);
+	r->store = r->listing;
+	r->listing = NULL;
+	r->synced = true;
+	if (r == &s->slc)
+		rebuild_index(s);
+	reportf(s, API_INFO, "list complete", "resource=%s objects=%zu resourceVersion=%s",
+		r->name, json_object_size(r->store), r->rv);
+	if (!s->synced && s->svc.synced && s->slc.synced)
+		s->synced = true;
+	/* Every list replaces a store wholesale: the owner rebuilds from both, by difference. */
+	if (s->synced)
+		s->cbs.resynced(s->arg);
+}
+
+static void list_done(void *arg, const struct kube_result *res)
+{
+	struct res *r = arg;
+	uint64_t now = mono_ns();
+	json_error_t jerr;
+	json_t *doc = NULL, *items, *it;
+	const char *rv, *cont;
+	size_t i;
+
+	r->req = NULL;
+	if (res->curl_code) {
+		reportf(r->s, API_WARN, "API request failed", "resource=%s op=list error=\"%s\"",
+			r->name, res->error);
+		fail(r, RS_LIST, -1, now);
+		goto cleanup;
+	}
+	if (res->status != 200) {
+		http_error(r, res, RS_LIST, now);
+		goto cleanup;
+	}
+	doc = json_loadb(r->buf ? r->buf : "", r->len, 0, &jerr);
+	items = json_object_get(doc, "items");
+	rv = json_string_value(json_object_get(json_object_get(doc, "metadata"), "resourceVersion"));
+	if (!doc || !json_is_array(items) || !rv || strlen(rv) >= sizeof(r->rv)) {
+		reportf(r->s, API_WARN, "API response unusable", "resource=%s op=list error=\"%s\"",
+			r->name, doc ? "not a list with a resourceVersion" : jerr.text);
+		fail(r, RS_LIST, -1, now);
+		goto cleanup;
+	}
+	json_array_foreach(items, i, it) {
+		char key[256];
+
+		if (obj_key(it, key, sizeof(key)))
+			continue;
+		if (!json_object_get(it, "kind"))
+			json_object_set_new(it, "kind", json_string(r->kind));
+		json_object_set(r->listing, key, it);
+	}
+	/* The first page's resourceVersion is the list's: later pages repeat it. */
+	if (!r->cont)
+		snprintf(r->rv, sizeof(r->rv), "%s", rv);
+	cont = json_string_value(json_object_get(json_object_get(doc, "metadata"), "continue"));
+	free(r->cont);
+	r->cont = cont && *cont ? strdup(cont) : NULL;
+	if (r->cont) {
+		start(r, RS_LIST, now);
+		goto cleanup;
+	}
+	list_complete(r);
+	start(r, RS_WATCH, now);
+cleanup:
+	json_decref(doc);
+}
+
+/* ---- watch ---- */
+
+static int watch_line(struct res *r, const char *line, size_t n)
+{
+	struct api_source *s = r->s;
+	json_error_t jerr;
+	json_t *ev = json_loadb(line, n, 0, &jerr), *obj;
+	const char *type, *rv;
+	int ret = 0;
+
+	type = json_string_value(json_object_get(ev, "type"));
+	obj = json_object_get(ev, "object");
+	if (!ev || !type || !json_is_object(obj)) {
+		reportf(s, API_WARN, "malformed watch event, resuming the watch",
+			"resource=%s error=\"%s\"", r->name, ev ? "no type or object" : jerr.text);
+		r->bad_stream = true;
+		ret = -EBADMSG;
+		goto cleanup;
+	}
+	if (!strcmp(type, "ERROR")) {
+		json_int_t code = json_integer_value(json_object_get(obj, "code"));
+		char msg[256];
+		const char *m = json_string_value(json_object_get(obj, "message"));
+
+		snprintf(msg, sizeof(msg), "%s", m ? m : "");
+		reportf(s, code == 410 ? API_INFO : API_WARN, "watch error event",
+			"resource=%s code=%lld message=\"%s\"", r->name, (long long)code, msg);
+		if (code == 410)
+			r->relist = true;
+		else
+			r->bad_stream = true;
+		ret = -EPROTO;
+		goto cleanup;
+	}
+	rv = meta(obj, "resourceVersion");
+	if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))
+		ret = store_put(r, obj, false);
+	else if (!strcmp(type, "DELETED"))
+		ret = store_put(r, obj, true);
+	else if (strcmp(type, "BOOKMARK"))
+		reportf(s, API_DEBUG, "unknown watch event ignored", "resource=%s type=%s", r->name,
+			type);
+	if (ret == -EINVAL) {
+		reportf(s, API_WARN, "watch event without a name ignored", "resource=%s", r->name);
+		ret = 0;
+	}
+	if (!ret && rv && strlen(rv) < sizeof(r->rv))
+		snprintf(r->rv, sizeof(r->rv), "%s", rv);
+cleanup:
+	json_decref(ev);
+	return ret;
+}
+
+static int watch_data(void *arg, long status, const char *p, size_t n)
+{
+	struct res *r = arg;
+	struct api_source *s = r->s;
+	size_t start_off = 0;
+	char *nl;
+	int ret;
+
+	if (status != 200)
+		return buf_add(r, p, n); /* a Status body, read at the end */
+	r->recv_ns = mono_ns();
+	ret = buf_add(r, p, n);
+	if (ret)
+		return ret;
+	/* Events are newline-delimited; any read may hold part of one or several. */
+	while ((nl = memchr(r->buf + start_off, '\n', r->len - start_off))) {
+		size_t len = (size_t)(nl - (r->buf + start_off));
+
+		if (len && (ret = watch_line(r, r->buf + start_off, len)))
+			break;
+		start_off += len + 1;
+	}
+	memmove(r->buf, r->buf + start_off, r->len - start_off);
+	r->len -= start_off;
+	if (s->synced)
+		s->cbs.batch_end(s->arg, r->recv_ns);
+	return ret;
+}
+
+static void watch_done(void *arg, const struct kube_result *res)
+{
+	struct res *r = arg;
+	uint64_t now = mono_ns();
+
+	r->req = NULL;
+	if (r->relist) {
+		r->rv[0] = 0;
+		start(r, RS_LIST, now);
+		return;
+	}
+	if (res->status && res->status != 200) {
+		http_error(r, res, RS_WATCH, now);
+		return;
+	}
+	if (r->bad_stream || res->curl_code) {
+		if (!r->bad_stream)
+			reportf(r->s, API_WARN, "watch broken, resuming", "resource=%s error=\"%s\"",
+				r->name, res->error);
+		fail(r, RS_WATCH, -1, now);
+		return;
+	}
+	/* The server ended the watch (timeoutSeconds): resume where we were, no relist. */
+	reportf(r->s, API_DEBUG, "watch ended, resuming", "resource=%s resourceVersion=%s",
+		r->name, r->rv);
+	start(r, RS_WATCH, now);
+}
+
+static char *escape(const char *s)
+{
+	return curl_easy_escape(NULL, s, 0);
+}
+
+static void start(struct res *r, enum res_state what, uint64_t now_ns)
+{
+	struct api_source *s = r->s;
+	char *path = NULL, *sel = escape(API_LABEL_SELECTOR), *cont = NULL, *rv = NULL;
+	char err[256] = "";
+	int ret = -ENOMEM;
+
+	buf_reset(r);
+	r->relist = r->bad_stream = false;
+	if (kube_client_refresh_cred(s->kc, now_ns, false, err, sizeof(err)))
+		reportf(s, API_ERR, "cannot refresh credentials", "error=\"%s\"", err);
+	if (!sel)
+		goto out;
+	if (what == RS_LIST) {
+		if (!r->cont) {
+			/* A fresh list: a new store fills while the old one keeps serving. */
+			json_decref(r->listing);
+			r->listing = json_object();
+			if (!r->listing)
+				goto out;
+		}
+		cont = r->cont ? escape(r->cont) : NULL;
+		if (r->cont && !cont)
+			goto out;
+		if (asprintf(&path, "%s?limit=%d&labelSelector=%s%s%s", r->path, API_LIST_LIMIT, sel,
+			     cont ? "&continue=" : "", cont ? cont : "") < 0)
+			path = NULL;
+	} else {
+		unsigned span = s->o.watch_max_s - s->o.watch_min_s + 1;
+		unsigned timeout = s->o.watch_min_s + (unsigned)rand() % span;
+
+		rv = escape(r->rv);
+		if (rv && asprintf(&path,
+				   "%s?watch=true&allowWatchBookmarks=true&resourceVersion=%s"
+				   "&timeoutSeconds=%u&labelSelector=%s",
+				   r->path, rv, timeout, sel) < 0)
+			path = NULL;
+	}
+	if (!path)
+		goto out;
+	ret = kube_client_get(s->kc, path, what == RS_WATCH, what == RS_LIST ? list_data : watch_data,
+			      what == RS_LIST ? list_done : watch_done, r, &r->req);
+out:
+	curl_free(sel);
+	curl_free(cont);
+	curl_free(rv);
+	free(path);
+	if (ret) {
+		reportf(s, API_ERR, "cannot start API request", "resource=%s error=\"%s\"", r->name,
+			strerror(-ret));
+		fail(r, what, -1, now_ns);
+		return;
+	}
+	r->state = what;
+}
+
+static void res_init(struct res *r, struct api_source *s, const char *name, const char *path,
+		     const char *kind)
+{
+	r->s = s;
+	r->name = name;
+	r->path = path;
+	r->kind = kind;
+	r->store = json_object();
+}
+
+int api_source_new(struct kube_client *kc, const struct api_source_opts *o,
+		   const struct api_source_cbs *cbs, void *arg, struct api_source **out)
+{
+	struct api_source *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->kc = kc;
+	s->o = *o;
+	s->cbs = *cbs;
+	s->arg = arg;
+	res_init(&s->svc, s, "services", "/api/v1/services", "Service");
+	res_init(&s->slc, s, "endpointslices", "/apis/discovery.k8s.io/v1/endpointslices",
+		 "EndpointSlice");
+	s->by_svc = json_object();
+	if (!s->svc.store || !s->slc.store || !s->by_svc) {
+		api_source_free(s);
+		return -ENOMEM;
+	}
+	*out = s;
+	return 0;
+}
+
+static void res_fini(struct res *r)
+{
+	if (r->req)
+		kube_req_cancel(r->s->kc, r->req);
+	json_decref(r->store);
+	json_decref(r->listing);
+	free(r->cont);
+	buf_reset(r);
+}
+
+void api_source_free(struct api_source *s)
+{
+	if (!s)
+		return;
+	res_fini(&s->svc);
+	res_fini(&s->slc);
+	json_decref(s->by_svc);
+	free(s);
+}
+
+void api_source_start(struct api_source *s, uint64_t now_ns)
+{
+	start(&s->svc, RS_LIST, now_ns);
+	start(&s->slc, RS_LIST, now_ns);
+}
+
+uint64_t api_source_next_deadline(const struct api_source *s)
+{
+	uint64_t a = s->svc.state == RS_WAIT ? s->svc.wait_until_ns : 0;
+	uint64_t b = s->slc.state == RS_WAIT ? s->slc.wait_until_ns : 0;
+
+	if (!a || (b && b < a))
+		return b;
+	return a;
+}
+
+void api_source_tick(struct api_source *s, uint64_t now_ns)
+{
+	struct res *rs[] = { &s->svc, &s->slc };
+
+	for (size_t i = 0; i < 2; i++)
+		if (rs[i]->state == RS_WAIT && rs[i]->wait_until_ns <= now_ns)
+			start(rs[i], rs[i]->after_wait, now_ns);
+}
+
+bool api_source_synced(const struct api_source *s)
+{
+	return s->synced;
+}
+
+json_t *api_source_service(const struct api_source *s, const char *svc_key)
+{
+	return json_object_get(s->svc.store, svc_key);
+}
+
+json_t *api_source_slices(const struct api_source *s, const char *svc_key)
+{
+	json_t *set = json_object_get(s->by_svc, svc_key), *arr = json_array(), *v;
+	const char *k;
+
+	if (!arr)
+		return NULL;
+	json_object_foreach(set, k, v)
+		json_array_append(arr, v);
+	return arr;
+}
+
+json_t *api_source_all(const struct api_source *s)
+{
+	json_t *arr = json_array(), *v;
+	const char *k;
+
+	if (!arr)
+		return NULL;
+	json_object_foreach(s->svc.store, k, v)
+		json_array_append(arr, v);
+	json_object_foreach(s->slc.store, k, v)
+		json_array_append(arr, v);
+	return arr;
+}

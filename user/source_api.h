@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The API-server source: list+watch of Services and EndpointSlices, the way kube-proxy's
+ * informers do it, kept in two stores of JSON objects. It tells its owner which service
+ * changed; the owner asks for the objects and runs model and sync.
+ */
+#ifndef BPFSVC_SOURCE_API_H
+#define BPFSVC_SOURCE_API_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "kube_client.h"
+
+/* kube-proxy's selector: objects of other proxies and headless services are not ours. */
+#define API_LABEL_SELECTOR "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
+/* Items per list page. */
+#define API_LIST_LIMIT 500
+
+enum api_level { API_INFO, API_WARN, API_ERR, API_DEBUG };
+
+struct api_source_cbs {
+	/* The service "ns/name" or one of its slices changed (after the initial sync). */
+	void (*changed)(void *arg, const char *svc_key);
+	/* Both stores are complete (first time, or after a relist): rebuild everything. */
+	void (*resynced)(void *arg);
+	/* The events of one read were delivered; recv_ns is when the bytes arrived. */
+	void (*batch_end)(void *arg, uint64_t recv_ns);
+	/* Something worth a log line. kv is "key=value ..." text. */
+	void (*report)(void *arg, enum api_level lvl, const char *msg, const char *kv);
+};
+
+struct api_source_opts {
+	unsigned watch_min_s, watch_max_s; /* timeoutSeconds drawn from this range */
+};
+
+struct api_source;
+
+int api_source_new(struct kube_client *kc, const struct api_source_opts *o,
+		   const struct api_source_cbs *cbs, void *arg, struct api_source **out);
+void api_source_free(struct api_source *s);
+
+/* Begin the initial lists. */
+void api_source_start(struct api_source *s, uint64_t now_ns);
+/* When api_source_tick() next has work (a retry), 0 if never. */
+uint64_t api_source_next_deadline(const struct api_source *s);
+void api_source_tick(struct api_source *s, uint64_t now_ns);
+/* True once both initial lists completed. */
+bool api_source_synced(const struct api_source *s);
+
+/* Views of the stores: a Service by "ns/name" (borrowed), the slices of a service (a new
+ * array), every object (a new array of Services and EndpointSlices). */
+json_t *api_source_service(const struct api_source *s, const char *svc_key);
+json_t *api_source_slices(const struct api_source *s, const char *svc_key);
+json_t *api_source_all(const struct api_source *s);
+
+#endif
