@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -60,7 +61,9 @@ int kube_parse_time(const char *s, time_t *out)
 			;
 	if (*p == 'Z' || *p == 'z') {
 		p++;
-	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':' &&
+		   isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
+		   isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
 		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 + ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
 		if (*p == '-')
 			off = -off;
@@ -93,6 +96,7 @@ int kube_cred_parse_exec(struct kube_cred *c, const char *api_version, const cha
 	json_error_t jerr;
 	json_t *doc = json_loads(text, 0, &jerr), *st;
 	const char *kind, *api, *tok, *cert, *key, *exp;
+	char *ntok = NULL, *ncert = NULL, *nkey = NULL;
 	time_t expiry = 0;
 	int ret = -EINVAL;
 
@@ -124,10 +128,24 @@ int kube_cred_parse_exec(struct kube_cred *c, const char *api_version, const cha
 		snprintf(err, errlen, "exec plugin expirationTimestamp \"%s\" is not RFC 3339", exp);
 		goto cleanup;
 	}
-	if ((tok && (ret = set_secret(&c->token, NULL, tok))) ||
-	    (cert && (ret = set_secret(&c->exec_cert, &c->exec_cert_len, cert))) ||
-	    (key && (ret = set_secret(&c->exec_key, &c->exec_key_len, key))))
+	/* The new answer replaces the previous one entirely: a token (or certificate) it does
+	 * not contain must not outlive it. */
+	if ((tok && !(ntok = strdup(tok))) || (cert && !(ncert = strdup(cert))) ||
+	    (key && !(nkey = strdup(key)))) {
+		secret_free(&ntok, 0);
+		secret_free(&ncert, 0);
+		secret_free(&nkey, 0);
+		ret = -ENOMEM;
 		goto cleanup;
+	}
+	secret_free(&c->token, 0);
+	secret_free(&c->exec_cert, c->exec_cert_len);
+	secret_free(&c->exec_key, c->exec_key_len);
+	c->token = ntok;
+	c->exec_cert = ncert;
+	c->exec_cert_len = ncert ? strlen(ncert) : 0;
+	c->exec_key = nkey;
+	c->exec_key_len = nkey ? strlen(nkey) : 0;
 	c->exec_expiry = expiry;
 	c->exec_valid = true;
 	c->generation++;
@@ -164,6 +182,19 @@ static char *exec_info(const struct kube_config *cfg)
 	return out;
 }
 
+/* Does the environment entry set a variable that the plugin gets its own value for? */
+static bool env_replaced(const struct kube_exec *ex, const char *entry)
+{
+	size_t n = strcspn(entry, "=");
+
+	if (n == 20 && !strncmp(entry, "KUBERNETES_EXEC_INFO", 20))
+		return true;
+	for (char **e = ex->env; *e; e++)
+		if (!strncmp(*e, entry, n) && (*e)[n] == '=')
+			return true;
+	return false;
+}
+
 /* environ + the plugin's env + KUBERNETES_EXEC_INFO; entries are borrowed except the last. */
 static char **exec_env(const struct kube_config *cfg)
 {
@@ -179,9 +210,10 @@ static char **exec_env(const struct kube_config *cfg)
 		return NULL;
 	for (size_t i = 0; i < m; i++)
 		env[k++] = cfg->exec->env[i];
-	/* Plugin variables first: getenv() takes the first match, so they override ours. */
+	/* The plugin's variables replace ours of the same name. Leaving both in would not do:
+	 * getenv() takes the first match, but shells (sh, bash) take the last. */
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "KUBERNETES_EXEC_INFO=", 21))
+		if (!env_replaced(cfg->exec, environ[i]))
 			env[k++] = environ[i];
 	env[k] = exec_info(cfg);
 	if (!env[k]) {
@@ -197,7 +229,7 @@ static int run_exec(const struct kube_config *cfg, char **out, char *err, size_t
 	posix_spawn_file_actions_t fa;
 	char **env = NULL, *buf = NULL;
 	size_t len = 0, cap = 0;
-	int pipefd[2] = { -1, -1 }, status, ret;
+	int pipefd[2] = { -1, -1 }, status = 0, ret;
 	struct timespec t0, t;
 	pid_t pid = -1;
 
@@ -288,7 +320,7 @@ cleanup:
 		free(env[n - 1]); /* KUBERNETES_EXEC_INFO, the only one we own */
 		free(env);
 	}
-	if (ret || !buf) {
+	if (ret || !len) {
 		secret_free(&buf, len);
 		if (!ret) {
 			snprintf(err, errlen, "exec plugin %s printed nothing", cfg->exec->command);
@@ -308,8 +340,9 @@ static int read_token_file(struct kube_cred *c, char *err, size_t errlen)
 	int ret;
 
 	if (!f) {
-		snprintf(err, errlen, "token file %s: %s", c->cfg->token_file, strerror(errno));
-		return -errno;
+		ret = -errno;
+		snprintf(err, errlen, "token file %s: %s", c->cfg->token_file, strerror(-ret));
+		return ret;
 	}
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
@@ -320,10 +353,12 @@ static int read_token_file(struct kube_cred *c, char *err, size_t errlen)
 		snprintf(err, errlen, "token file %s is empty", c->cfg->token_file);
 		return -EINVAL;
 	}
-	if (c->token && !strcmp(c->token, buf))
+	if (c->token && !strcmp(c->token, buf)) {
+		explicit_bzero(buf, n);
 		return 0;
+	}
 	ret = set_secret(&c->token, NULL, buf);
-	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(buf, n);
 	if (!ret)
 		c->generation++;
 	return ret;

@@ -71,6 +71,11 @@ int kube_b64_decode(const char *in, char **out, size_t *outlen)
 		ret = -ENOMEM;
 		goto cleanup;
 	}
+	/* EVP_DecodeUpdate takes '-' as end of data and silently drops the rest (URL-safe
+	 * base64 would be truncated): accept only the standard alphabet and whitespace. */
+	if (strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\r\n") !=
+	    len)
+		goto cleanup;
 	EVP_DecodeInit(ctx);
 	/* EVP_DecodeUpdate skips whitespace and newlines, as PEM-in-YAML needs. */
 	if (EVP_DecodeUpdate(ctx, buf, &n, (const unsigned char *)in, (int)len) < 0 ||
@@ -284,8 +289,10 @@ static int load_files(const char *paths, struct kc_file **files, size_t *nfiles,
 		struct kc_file *nv;
 
 		ret = read_file(p, &buf, &len);
-		if (ret == -ENOENT && strchr(paths, ':'))
-			continue; /* kubectl skips missing files of a list */
+		if (ret == -ENOENT && strchr(paths, ':')) {
+			ret = 0; /* kubectl skips missing files of a list */
+			continue;
+		}
 		if (ret) {
 			snprintf(err, errlen, "read kubeconfig %s: %s", p, strerror(-ret));
 			goto cleanup;
@@ -336,8 +343,12 @@ int kubeconfig_load(const char *paths, const char *context, struct kube_config *
 	ret = load_files(paths, &files, &nfiles, err, errlen);
 	if (ret)
 		goto cleanup;
-	for (i = 0; !context && i < nfiles; i++)
+	/* The first non-empty one: kubectl writes current-context: "" meaning unset. */
+	for (i = 0; !context && i < nfiles; i++) {
 		context = json_string_value(json_object_get(files[i].doc, "current-context"));
+		if (context && !*context)
+			context = NULL;
+	}
 	if (!context || !*context) {
 		snprintf(err, errlen, "kubeconfig %s: no current-context and no --context", paths);
 		ret = -EINVAL;
