@@ -401,6 +401,22 @@ static void program_one(struct sync *s, struct sync_fe *have, const struct model
 		res->added++;
 }
 
+/*
+ * Start an apply generation: a frontend is wanted by this apply iff its mark equals s->gen.
+ * New and adopted frontends carry mark 0, and a wrapped counter would meet old marks again,
+ * so on wrap-around clear every mark and restart at 1.
+ */
+static void gen_next(struct sync *s)
+{
+	struct sync_fe *f, *tmp;
+
+	if (++s->gen)
+		return;
+	HASH_ITER(hh, s->fe, f, tmp)
+		f->mark = 0;
+	s->gen = 1;
+}
+
 int sync_apply(struct sync *s, const struct model_state *want, uint64_t now_ns,
 	       struct sync_result *res)
 {
@@ -409,7 +425,7 @@ int sync_apply(struct sync *s, const struct model_state *want, uint64_t now_ns,
 
 	memset(res, 0, sizeof(*res));
 	/* Removals first: they free svc ids and map room the additions may need. */
-	s->gen++;
+	gen_next(s);
 	for (size_t j = 0; j < want->n; j++) {
 		HASH_FIND(hh, s->fe, &want->fe[j].key, sizeof(want->fe[j].key), f);
 		if (f)
@@ -435,7 +451,7 @@ int sync_apply_service(struct sync *s, const char *ns, const char *name,
 
 	memset(res, 0, sizeof(*res));
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
-	s->gen++;
+	gen_next(s);
 	for (size_t j = 0; j < want->n; j++) {
 		HASH_FIND(hh, s->fe, &want->fe[j].key, sizeof(want->fe[j].key), f);
 		if (f)

@@ -52,6 +52,7 @@ struct op {
 	struct bpfsvc_slot_key sk;
 	uint32_t svc_id;
 	bool fresh, clear; /* svc_set: stats reset / info.in_use == 0 */
+	char owner[SYNC_OWNER_LEN]; /* svc_set: "ns/name" written, or cleared */
 };
 
 #define FAKE_MAX_IDX 32 /* the fake holds at most 32 backends per set */
@@ -350,6 +351,10 @@ static int fake_svc_set(void *ctx, uint32_t id, const struct bpfsvc_svc_info *in
 	o->svc_id = id;
 	o->fresh = fresh;
 	o->clear = !info->in_use;
+	if (info->in_use)
+		snprintf(o->owner, sizeof(o->owner), "%s/%s", info->ns, info->name);
+	else if (id < f->max_svc)
+		snprintf(o->owner, sizeof(o->owner), "%s/%s", f->svc[id].ns, f->svc[id].name);
 	if (id >= f->max_svc) {
 		o->rc = -E2BIG;
 	} else if (fresh && (f->fail_svc_fresh || fake_rand_fail(f))) {
@@ -1894,6 +1899,1214 @@ static void test_adopt_stale_duplicate_svc(void)
 	}
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Per-service apply                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Append to out (unsorted) the frontends of all that belong to service ns/name. */
+static void st_filter(const struct model_state *all, const char *ns, const char *name,
+		      struct model_state *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < all->n; i++) {
+		const struct model_fe *m = &all->fe[i];
+
+		if (!strcmp(m->svc.ns, ns) && !strcmp(m->svc.name, name))
+			st_add(out, m->key, m->svc.ns, m->svc.name, m->svc.port_name, m->flags,
+			       m->be, m->nbe);
+	}
+}
+
+/* Append a copy of every frontend of src to dst, then sort dst. */
+static void st_concat(struct model_state *dst, const struct model_state *src)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		const struct model_fe *m = &src->fe[i];
+
+		st_add(dst, m->key, m->svc.ns, m->svc.name, m->svc.port_name, m->flags, m->be,
+		       m->nbe);
+	}
+	model_sort(dst);
+}
+
+/* Reverse the frontend order: a per-service want may come in any order. */
+static void st_reverse(struct model_state *st)
+{
+	for (size_t i = 0, j = st->n; i + 1 < j; i++, j--) {
+		struct model_fe t = st->fe[i];
+
+		st->fe[i] = st->fe[j - 1];
+		st->fe[j - 1] = t;
+	}
+}
+
+/* sync_apply_service, checking the write counter against the log. */
+static int apply_svc(struct sync *s, struct fake *f, const char *ns, const char *name,
+		     const struct model_state *want, uint64_t now, struct sync_result *res,
+		     size_t *mark)
+{
+	size_t from = f->nlog;
+	int rc = sync_apply_service(s, ns, name, want, now, res);
+
+	if (mark)
+		*mark = from;
+	if (res->writes != f->nlog - from) {
+		printf("#   writes=%llu but %zu ops logged\n", (unsigned long long)res->writes,
+		       f->nlog - from);
+		check(false, "per-service result writes equals the ops issued");
+	}
+	return rc;
+}
+
+/*
+ * The owner index: each owner entry is found by its key, is non-empty and lists distinct
+ * mirror frontends that point back to it and whose svc info is "ns/name" = its key; every
+ * frontend with a known svc id is listed (once), one without has no owner.
+ */
+static bool owners_ok(const struct sync *s, char *why, size_t len)
+{
+	struct sync_owner *o, *otmp, *found;
+	struct sync_fe *f, *ftmp;
+	size_t listed = 0, linked = 0;
+
+	HASH_ITER(hh, s->owners, o, otmp) {
+		HASH_FIND_STR(s->owners, o->key, found);
+		if (found != o || !o->n || o->n > o->cap) {
+			snprintf(why, len, "owner %s: not found by key, empty or n > cap", o->key);
+			return false;
+		}
+		for (uint32_t i = 0; i < o->n; i++) {
+			const struct sync_fe *e = o->fes[i];
+			char k[SYNC_OWNER_LEN];
+
+			if (sync_find(s, &e->key) != e || e->owner != o) {
+				snprintf(why, len, "owner %s: entry %u dangling or points elsewhere",
+					 o->key, i);
+				return false;
+			}
+			if (e->val.svc_id >= s->max_svc || !s->svc[e->val.svc_id].info.in_use) {
+				snprintf(why, len, "owner %s: entry %u has no svc in use", o->key, i);
+				return false;
+			}
+			snprintf(k, sizeof(k), "%s/%s", s->svc[e->val.svc_id].info.ns,
+				 s->svc[e->val.svc_id].info.name);
+			if (strcmp(k, o->key)) {
+				snprintf(why, len, "owner %s lists a frontend of %s", o->key, k);
+				return false;
+			}
+			for (uint32_t j = 0; j < i; j++) {
+				if (o->fes[j] == e) {
+					snprintf(why, len, "owner %s lists a frontend twice", o->key);
+					return false;
+				}
+			}
+		}
+		listed += o->n;
+	}
+	HASH_ITER(hh, s->fe, f, ftmp) {
+		bool known = f->val.svc_id < s->max_svc && s->svc[f->val.svc_id].info.in_use;
+
+		if (known != !!f->owner) {
+			snprintf(why, len, "frontend with svc %u: known=%d but owner %s", f->val.svc_id,
+				 known, f->owner ? f->owner->key : "(none)");
+			return false;
+		}
+		linked += !!f->owner;
+	}
+	if (listed != linked) {
+		snprintf(why, len, "owner lists hold %zu entries, %zu frontends linked", listed,
+			 linked);
+		return false;
+	}
+	return true;
+}
+
+static void check_owners(const char *ctx, const struct sync *s)
+{
+	char why[256] = "";
+	bool ok = owners_ok(s, why, sizeof(why));
+
+	if (!ok)
+		printf("#   %s\n", why);
+	check(ok, "%s: owner index consistent with the mirror", ctx);
+}
+
+static void test_service_update(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state st, st3, want, web, none = { 0 }, stn = { 0 }, all = { 0 }, all2;
+	struct sync_result res;
+	struct bpfsvc_fe_val w4v, w6v, empv, dnsv;
+	struct bpfsvc_backend nb[2] = { be4(IP4(10, 244, 8, 1), 80), be4(IP4(10, 244, 8, 2), 80) };
+	struct bpfsvc_fe_key kn = key4(IP4(10, 96, 8, 1), 80, IPPROTO_TCP);
+	uint64_t next;
+	size_t mark, p4, p6, pclr;
+	uint32_t new_set, web_id;
+	char why[256] = "";
+	bool ok;
+
+	fake_init(&f, 64);
+	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	build_cluster(&st, 2, 53, true, true);
+	apply(&s, &f, &st, 1 * SEC, &res, NULL);
+	check_owners("full apply", &s);
+	check(HASH_COUNT(s.owners) == 3, "full apply: 3 services in the owner index");
+	w4v = ffe(&f, K_WEB4)->v;
+	w6v = ffe(&f, K_WEB6)->v;
+	empv = ffe(&f, K_EMPTY)->v;
+	dnsv = ffe(&f, K_DNS)->v;
+
+	/* dns: 2 -> 3 backends, through its service only. */
+	build_cluster(&st3, 3, 53, true, true);
+	st_filter(&st3, "kube-system", "kube-dns", &want);
+	check(!apply_svc(&s, &f, "kube-system", "kube-dns", &want, 10 * SEC, &res, &mark),
+	      "per-service dns change: returns 0");
+	check(res_is(&res, 0, 1, 0, 0, 0, 4) && res.conflicts == 0,
+	      "per-service dns change: updated=1, writes=4, no conflict");
+	new_set = ffe(&f, K_DNS)->v.set_id;
+	ok = f.nlog - mark == 4 && f.log[mark + 3].t == OP_FE_UPD &&
+	     !memcmp(&f.log[mark + 3].fk, &K_DNS, sizeof(K_DNS)) && new_set != dnsv.set_id;
+	for (size_t i = 0; ok && i < 3; i++)
+		ok = f.log[mark + i].t == OP_SLOT_UPD && f.log[mark + i].sk.set_id == new_set;
+	check(ok, "per-service dns change: 3 slots of a new set, then the dns frontend, nothing else");
+	check(!log_touches_key(&f, mark, &K_WEB4) && !log_touches_key(&f, mark, &K_WEB6) &&
+		      !log_touches_key(&f, mark, &K_EMPTY) &&
+		      !log_touches_set(&f, mark, w4v.set_id) &&
+		      !log_touches_set(&f, mark, w6v.set_id) &&
+		      !log_touches_svc(&f, mark, w4v.svc_id) &&
+		      !log_touches_svc(&f, mark, empv.svc_id) &&
+		      !log_touches_svc(&f, mark, dnsv.svc_id),
+	      "per-service dns change: no write for other services' keys, sets or svc infos");
+	check(!memcmp(&ffe(&f, K_WEB4)->v, &w4v, sizeof(w4v)) &&
+		      !memcmp(&ffe(&f, K_WEB6)->v, &w6v, sizeof(w6v)) &&
+		      !memcmp(&ffe(&f, K_EMPTY)->v, &empv, sizeof(empv)) &&
+		      ffe(&f, K_DNS)->v.svc_id == dnsv.svc_id,
+	      "per-service dns change: other frontends untouched, dns keeps its svc id");
+	check_fake("per-service dns change", &s, &f, &st3);
+	check_owners("per-service dns change", &s);
+
+	/* The same again: nothing to do. */
+	apply_svc(&s, &f, "kube-system", "kube-dns", &want, 11 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 1, 0, 0) && f.nlog == mark,
+	      "per-service unchanged call: unchanged=1, zero writes");
+	st_filter(&st3, "default", "web", &web);
+	st_reverse(&web);
+	apply_svc(&s, &f, "default", "web", &web, 11 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 2, 0, 0) && f.nlog == mark,
+	      "per-service unchanged dual-stack service (want reversed): unchanged=2, zero writes");
+	check(sync_reap(&s, 10 * SEC + GRACE - 1, false, &next) == 0 && next == 10 * SEC + GRACE,
+	      "per-service change: old dns set pending until the grace period ends");
+	check(sync_reap(&s, 10 * SEC + GRACE, false, &next) == 2 &&
+		      fake_set_size(&f, dnsv.set_id) == 0 && fake_set_size(&f, new_set) == 3,
+	      "per-service change: old dns set (2 slots) reaped after grace, new one intact");
+
+	/* A service the mirror does not know yet. */
+	st_add(&stn, kn, "ns", "new", "", 0, nb, 2);
+	apply_svc(&s, &f, "ns", "new", &stn, 12 * SEC, &res, &mark);
+	check(res_is(&res, 1, 0, 0, 0, 0, 4) && log_count(&f, mark, OP_SVC_SET) == 1 &&
+		      f.log[mark].t == OP_SVC_SET && f.log[mark].fresh &&
+		      log_count(&f, mark, OP_SLOT_UPD) == 2 && log_count(&f, mark, OP_FE_UPD) == 1,
+	      "per-service new service: added=1 (fresh svc info, 2 slots, frontend)");
+	ok = log_ordered(&f, mark, why, sizeof(why));
+	if (!ok)
+		printf("#   %s\n", why);
+	check(ok, "per-service new service: slots and svc info written before the frontend");
+	st_concat(&all, &st3);
+	st_concat(&all, &stn);
+	check_fake("per-service new service", &s, &f, &all);
+	check_owners("per-service new service", &s);
+
+	/* Remove web (dual-stack) with an empty want. */
+	web_id = w4v.svc_id;
+	apply_svc(&s, &f, "default", "web", &none, 20 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 2, 0, 0, 3),
+	      "per-service remove (empty want): removed=2 (2 deletes + 1 svc clear)");
+	p4 = log_find_fe(&f, mark, OP_FE_DEL, &K_WEB4);
+	p6 = log_find_fe(&f, mark, OP_FE_DEL, &K_WEB6);
+	pclr = log_find_svc(&f, mark, web_id, true);
+	check(!ffe(&f, K_WEB4) && !ffe(&f, K_WEB6) && !f.svc[web_id].in_use &&
+		      p4 != (size_t)-1 && p6 != (size_t)-1 && pclr != (size_t)-1 && p4 < pclr &&
+		      p6 < pclr,
+	      "per-service remove: both frontends deleted, then the shared svc id released");
+	check(!log_touches_key(&f, mark, &K_DNS) && !log_touches_key(&f, mark, &K_EMPTY) &&
+		      !log_touches_key(&f, mark, &kn),
+	      "per-service remove: other services untouched");
+	check(fake_set_size(&f, w4v.set_id) == 3 && fake_set_size(&f, w6v.set_id) == 3,
+	      "per-service remove: slots kept until the grace period ends");
+	check(sync_reap(&s, 20 * SEC + GRACE - 1, false, &next) == 0 && next == 20 * SEC + GRACE,
+	      "per-service remove: nothing reaped before due");
+	check(sync_reap(&s, 20 * SEC + GRACE, false, &next) == 6 && next == 0 &&
+		      fake_set_size(&f, w4v.set_id) == 0 && fake_set_size(&f, w6v.set_id) == 0,
+	      "per-service remove: both sets (6 slots) reaped after grace");
+	build_cluster(&all2, 3, 53, false, false);
+	st_concat(&all2, &stn);
+	check_fake("per-service remove", &s, &f, &all2);
+	check_exact("per-service remove", &f);
+	check_owners("per-service remove", &s);
+	check(HASH_COUNT(s.owners) == 3, "per-service remove: removed service left the owner index");
+
+	/* Empty want for a service the mirror does not hold (again, or never). */
+	apply_svc(&s, &f, "default", "web", &none, 21 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 0, 0, 0) && f.nlog == mark,
+	      "per-service remove again: nothing to do");
+	apply_svc(&s, &f, "nope", "never", &none, 21 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 0, 0, 0) && f.nlog == mark,
+	      "per-service remove of an unknown service: nothing to do");
+	/* A full apply of the same state agrees: nothing to do. */
+	apply(&s, &f, &all2, 22 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 3, 0, 0), "full apply after per-service changes: zero writes");
+	check_reader("per-service update", &f);
+	model_state_free(&st);
+	model_state_free(&st3);
+	model_state_free(&want);
+	model_state_free(&web);
+	model_state_free(&stn);
+	model_state_free(&all);
+	model_state_free(&all2);
+	sync_fini(&s);
+	fake_fini(&f);
+}
+
+static void test_service_ports(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state st = { 0 }, want = { 0 }, exp;
+	struct sync_result res;
+	struct bpfsvc_backend m[2] = { be4(IP4(10, 244, 10, 1), 8080), be4(IP4(10, 244, 10, 2), 8080) };
+	struct bpfsvc_backend d4[2] = { be4(IP4(10, 244, 11, 1), 53), be4(IP4(10, 244, 11, 2), 53) };
+	struct bpfsvc_backend d6[3] = { be6(0x1101, 53), be6(0x1102, 53), be6(0x1103, 53) };
+	struct bpfsvc_fe_key k80 = key4(IP4(10, 96, 10, 1), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_key k443 = key4(IP4(10, 96, 10, 1), 443, IPPROTO_TCP);
+	struct bpfsvc_fe_key k9090 = key4(IP4(10, 96, 10, 1), 9090, IPPROTO_TCP);
+	struct bpfsvc_fe_key kd4 = key4(IP4(10, 96, 11, 1), 53, IPPROTO_UDP);
+	struct bpfsvc_fe_key kd6 = key6(0x1101, 53, IPPROTO_UDP);
+	struct bpfsvc_fe_val v80, vd4, vd6;
+	uint32_t https_id, metrics_id, ds_id, http_id;
+	uint64_t next;
+	size_t mark, pdel, pupd;
+
+	fake_init(&f, 64);
+	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	st_add(&st, k80, "ns", "multi", "http", 0, m, 2);
+	st_add(&st, k443, "ns", "multi", "https", 0, m, 1);
+	st_add(&st, kd4, "ns", "ds", "dns", 0, d4, 2);
+	st_add(&st, kd6, "ns", "ds", "dns", BPFSVC_FE_F_V6, d6, 2);
+	model_sort(&st);
+	apply(&s, &f, &st, 1 * SEC, &res, NULL);
+	v80 = ffe(&f, k80)->v;
+	vd4 = ffe(&f, kd4)->v;
+	vd6 = ffe(&f, kd6)->v;
+	http_id = v80.svc_id;
+	https_id = ffe(&f, k443)->v.svc_id;
+	ds_id = vd4.svc_id;
+	check(http_id != https_id && vd6.svc_id == ds_id,
+	      "ports setup: one svc id per port, dual-stack shares one");
+
+	/* multi loses https and gains metrics; http unchanged. */
+	st_add(&want, k9090, "ns", "multi", "metrics", 0, m + 1, 1);
+	st_add(&want, k80, "ns", "multi", "http", 0, m, 2);
+	apply_svc(&s, &f, "ns", "multi", &want, 2 * SEC, &res, &mark);
+	check(res_is(&res, 1, 0, 1, 1, 0, 5),
+	      "port swap: added=1 removed=1 unchanged=1 (fe del, svc clear, svc set, slot, fe)");
+	check(!ffe(&f, k443) && !f.svc[https_id].in_use,
+	      "port swap: lost port's frontend deleted and its svc id released");
+	metrics_id = ffe(&f, k9090) ? ffe(&f, k9090)->v.svc_id : UINT32_MAX;
+	check(metrics_id != http_id && metrics_id < 64 && info_is(&f.svc[metrics_id], &want.fe[0].svc) &&
+		      log_find_svc(&f, mark, metrics_id, false) != (size_t)-1 &&
+		      f.log[log_find_svc(&f, mark, metrics_id, false)].fresh,
+	      "port swap: gained port has its own fresh svc id");
+	pdel = log_find_fe(&f, mark, OP_FE_DEL, &k443);
+	pupd = log_find_fe(&f, mark, OP_FE_UPD, &k9090);
+	check(pdel < pupd && pupd != (size_t)-1, "port swap: removal before addition");
+	check(!log_touches_key(&f, mark, &k80) && !log_touches_svc(&f, mark, http_id) &&
+		      !log_touches_set(&f, mark, v80.set_id) &&
+		      !memcmp(&ffe(&f, k80)->v, &v80, sizeof(v80)),
+	      "port swap: the kept port is not written at all");
+	check(!log_touches_key(&f, mark, &kd4) && !log_touches_key(&f, mark, &kd6) &&
+		      !log_touches_svc(&f, mark, ds_id),
+	      "port swap: the other service is not written");
+	memset(&exp, 0, sizeof(exp));
+	st_add(&exp, k80, "ns", "multi", "http", 0, m, 2);
+	st_add(&exp, k9090, "ns", "multi", "metrics", 0, m + 1, 1);
+	st_add(&exp, kd4, "ns", "ds", "dns", 0, d4, 2);
+	st_add(&exp, kd6, "ns", "ds", "dns", BPFSVC_FE_F_V6, d6, 2);
+	model_sort(&exp);
+	check_fake("port swap", &s, &f, &exp);
+	check_owners("port swap", &s);
+	check(sync_reap(&s, 2 * SEC + GRACE, false, &next) == 1,
+	      "port swap: the lost port's set (1 slot) reaped after grace");
+
+	/* Same key, port renamed: a new svc id, the old one released, the set kept. */
+	model_state_free(&want);
+	st_add(&want, k80, "ns", "multi", "web", 0, m, 2);
+	st_add(&want, k9090, "ns", "multi", "metrics", 0, m + 1, 1);
+	apply_svc(&s, &f, "ns", "multi", &want, 3 * SEC, &res, &mark);
+	check(res_is(&res, 0, 1, 0, 1, 0, 3) && !f.svc[http_id].in_use &&
+		      ffe(&f, k80)->v.set_id == v80.set_id && ffe(&f, k80)->v.svc_id != http_id &&
+		      info_is(&f.svc[ffe(&f, k80)->v.svc_id], &want.fe[0].svc),
+	      "port rename: svc set, frontend, old svc clear; set kept");
+	check_owners("port rename", &s);
+	exp.fe[0].svc = want.fe[0].svc; /* exp is sorted: k80 < k9090 < kd4 ... by address */
+	model_sort(&exp);
+
+	/* Dual-stack: only v6 changes (2 -> 3 backends). */
+	model_state_free(&want);
+	st_add(&want, kd4, "ns", "ds", "dns", 0, d4, 2);
+	st_add(&want, kd6, "ns", "ds", "dns", BPFSVC_FE_F_V6, d6, 3);
+	apply_svc(&s, &f, "ns", "ds", &want, 4 * SEC, &res, &mark);
+	check(res_is(&res, 0, 1, 0, 1, 0, 4), "dual-stack v6 change: updated=1 unchanged=1 writes=4");
+	check(!log_touches_key(&f, mark, &kd4) && !log_touches_set(&f, mark, vd4.set_id) &&
+		      log_count(&f, mark, OP_SVC_SET) == 0 &&
+		      !memcmp(&ffe(&f, kd4)->v, &vd4, sizeof(vd4)),
+	      "dual-stack v6 change: v4 frontend and set untouched, no svc write");
+	check(ffe(&f, kd6)->v.svc_id == ds_id && ffe(&f, kd6)->v.set_id != vd6.set_id &&
+		      ffe(&f, kd6)->v.count == 3,
+	      "dual-stack v6 change: v6 on a new 3-slot set, still the shared svc id");
+	check(!log_touches_key(&f, mark, &k80) && !log_touches_key(&f, mark, &k9090),
+	      "dual-stack v6 change: the other service is not written");
+	/* v6 dropped: the shared id stays. */
+	model_state_free(&want);
+	st_add(&want, kd4, "ns", "ds", "dns", 0, d4, 2);
+	apply_svc(&s, &f, "ns", "ds", &want, 5 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 1, 1, 0, 1) && !ffe(&f, kd6) && f.svc[ds_id].in_use,
+	      "dual-stack v6 dropped: one delete, shared svc id kept for v4");
+	/* And back, want in reverse order. */
+	st_add(&want, kd6, "ns", "ds", "dns", BPFSVC_FE_F_V6, d6, 3);
+	st_reverse(&want);
+	apply_svc(&s, &f, "ns", "ds", &want, 6 * SEC, &res, &mark);
+	check(res_is(&res, 1, 0, 0, 1, 0, 4) && log_count(&f, mark, OP_SVC_SET) == 0 &&
+		      ffe(&f, kd6) && ffe(&f, kd6)->v.svc_id == ds_id,
+	      "dual-stack v6 back: added with the shared svc id, no svc write");
+	apply_svc(&s, &f, "ns", "ds", &want, 7 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 2, 0, 0), "dual-stack unchanged: zero writes");
+	for (size_t i = 0; i < exp.n; i++)
+		if (!memcmp(&exp.fe[i].key, &kd6, sizeof(kd6))) {
+			free(exp.fe[i].be);
+			exp.fe[i].be = malloc(sizeof(d6));
+			memcpy(exp.fe[i].be, d6, sizeof(d6));
+			qsort(exp.fe[i].be, 3, sizeof(*d6), be_cmp);
+			exp.fe[i].nbe = 3;
+		}
+	check_fake("ports and dual-stack", &s, &f, &exp);
+	check_owners("ports and dual-stack", &s);
+	sync_reap(&s, 0, true, &next);
+	check_exact("ports and dual-stack", &f);
+	check_reader("ports and dual-stack", &f);
+	model_state_free(&st);
+	model_state_free(&want);
+	model_state_free(&exp);
+	sync_fini(&s);
+	fake_fini(&f);
+}
+
+static void test_service_conflict(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state a = { 0 }, b = { 0 }, b2 = { 0 }, none = { 0 }, exp = { 0 };
+	struct sync_result res;
+	struct bpfsvc_backend one = be4(IP4(10, 244, 12, 1), 80), two = be4(IP4(10, 244, 12, 2), 80);
+	struct bpfsvc_fe_key k1 = key4(IP4(10, 96, 12, 1), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_key k2 = key4(IP4(10, 96, 12, 2), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_key k3 = key4(IP4(10, 96, 12, 3), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_val v1;
+	uint32_t a_id, resets;
+	uint64_t next;
+	size_t mark;
+
+	fake_init(&f, 16);
+	sync_init(&s, &fake_ops, &f, 16, GRACE);
+	st_add(&a, k1, "ns", "a", "", 0, &one, 1);
+	apply_svc(&s, &f, "ns", "a", &a, 1, &res, NULL);
+	st_add(&b2, k2, "ns", "b", "", 0, &two, 1);
+	apply_svc(&s, &f, "ns", "b", &b2, 1, &res, NULL);
+	v1 = ffe(&f, k1)->v;
+	a_id = v1.svc_id;
+	resets = f.resets[a_id];
+
+	/* b now wants a's VIP too. */
+	st_add(&b, k1, "ns", "b", "", 0, &two, 1);
+	st_add(&b, k2, "ns", "b", "", 0, &two, 1);
+	st_add(&b, k3, "ns", "b", "", 0, &two, 1);
+	apply_svc(&s, &f, "ns", "b", &b, 2, &res, &mark);
+	check(res.conflicts == 1 && res_is(&res, 1, 0, 0, 1, 0, 2),
+	      "conflict: conflicts=1, k3 added (slot + frontend), k2 unchanged");
+	check(!log_touches_key(&f, mark, &k1) && !memcmp(&ffe(&f, k1)->v, &v1, sizeof(v1)) &&
+		      !log_touches_set(&f, mark, v1.set_id) && !log_touches_svc(&f, mark, a_id) &&
+		      info_is(&f.svc[a_id], &a.fe[0].svc) && f.resets[a_id] == resets,
+	      "conflict: the other service's frontend, set and svc info untouched");
+	check(sync_find(&s, &k1)->owner && !strcmp(sync_find(&s, &k1)->owner->key, "ns/a"),
+	      "conflict: the mirror still has a as the holder");
+	check_owners("conflict", &s);
+	apply_svc(&s, &f, "ns", "b", &b, 3, &res, &mark);
+	check(res.conflicts == 1 && res_is(&res, 0, 0, 0, 2, 0, 0),
+	      "conflict again: conflicts=1, zero writes");
+	/* b shrinking does not remove a frontend b never held. */
+	apply_svc(&s, &f, "ns", "b", &b2, 4, &res, &mark);
+	check(res.conflicts == 0 && res_is(&res, 0, 0, 1, 1, 0, 1) && ffe(&f, k1) &&
+		      !log_touches_key(&f, mark, &k1) && !ffe(&f, k3),
+	      "conflict: b dropping the contested key removes only its own k3");
+	apply_svc(&s, &f, "ns", "b", &b, 5, &res, &mark);
+	check(res.conflicts == 1 && res.added == 1, "conflict: b wants it again, still a's");
+
+	/* a goes away; b takes the key on its next apply. */
+	apply_svc(&s, &f, "ns", "a", &none, 6, &res, &mark);
+	check(res_is(&res, 0, 0, 1, 0, 0, 2) && !ffe(&f, k1) && !f.svc[a_id].in_use,
+	      "conflict: a removed (frontend deleted, svc id released)");
+	apply_svc(&s, &f, "ns", "b", &b, 7, &res, &mark);
+	check(res.conflicts == 0 && res_is(&res, 1, 0, 0, 2, 0, 2) && ffe(&f, k1) &&
+		      info_is(&f.svc[ffe(&f, k1)->v.svc_id], &b.fe[0].svc),
+	      "conflict resolved: b takes the key (slot + frontend), no conflict");
+	st_concat(&exp, &b);
+	check_fake("conflict resolved", &s, &f, &exp);
+	check_owners("conflict resolved", &s);
+	check(HASH_COUNT(s.owners) == 1, "conflict resolved: one service in the owner index");
+
+	/* A full apply moving the key back to a is an owner change, not a conflict. */
+	model_state_free(&exp);
+	memset(&exp, 0, sizeof(exp));
+	st_add(&exp, k1, "ns", "a", "", 0, &one, 1);
+	st_add(&exp, k2, "ns", "b", "", 0, &two, 1);
+	model_sort(&exp);
+	apply(&s, &f, &exp, 8, &res, &mark);
+	check(res_is(&res, 0, 1, 1, 1, 0, -1) && res.conflicts == 0,
+	      "full apply: moves the key back to a (updated), drops k3");
+	check_fake("full apply after conflict", &s, &f, &exp);
+	check_owners("full apply after conflict", &s);
+	sync_reap(&s, 0, true, &next);
+	check_exact("conflict", &f);
+	check_reader("conflict", &f);
+	model_state_free(&a);
+	model_state_free(&b);
+	model_state_free(&b2);
+	model_state_free(&exp);
+	sync_fini(&s);
+	fake_fini(&f);
+}
+
+/* Per-service apply under write failures: retried through the owner index. */
+static void test_service_failures(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state st, none = { 0 }, stn = { 0 }, exp;
+	struct sync_result res;
+	struct bpfsvc_backend one = be4(IP4(10, 244, 14, 1), 80);
+	struct bpfsvc_fe_key kn = key4(IP4(10, 96, 14, 1), 80, IPPROTO_TCP);
+	uint32_t web_id;
+	uint64_t next;
+	size_t mark;
+	char why[256];
+
+	fake_init(&f, 64);
+	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	build_cluster(&st, 2, 53, true, true);
+	apply(&s, &f, &st, 1 * SEC, &res, NULL);
+	web_id = ffe(&f, K_WEB4)->v.svc_id;
+
+	/* Removing web, one delete fails: the other goes, the svc id stays for the survivor. */
+	f.fail_fe_delete = true;
+	f.fail_fe_delete_key = K_WEB4;
+	apply_svc(&s, &f, "default", "web", &none, 2 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 1, 0, 1, 2) && ffe(&f, K_WEB4) && !ffe(&f, K_WEB6) &&
+		      f.svc[web_id].in_use,
+	      "per-service remove, one delete fails: failed=1 removed=1, svc id kept");
+	check(mirror_matches(&s, &f, why, sizeof(why)) && sync_find(&s, &K_WEB4)->owner,
+	      "per-service remove failure: mirror keeps the frontend, still owned");
+	check_owners("per-service remove failure", &s);
+	fake_nofail(&f);
+	apply_svc(&s, &f, "default", "web", &none, 3 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 1, 0, 0, 2) && !ffe(&f, K_WEB4) && !f.svc[web_id].in_use,
+	      "per-service remove retried: found via the owner index, svc id released");
+
+	/* A new service whose frontend write fails: nothing of it stays, not even an owner. */
+	sync_reap(&s, 0, true, &next);
+	st_add(&stn, kn, "ns", "new", "", 0, &one, 1);
+	f.fail_fe_update = true;
+	f.fail_fe_update_key = kn;
+	apply_svc(&s, &f, "ns", "new", &stn, 4 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 0, 1, 5) && !ffe(&f, kn) && !sync_find(&s, &kn),
+	      "per-service add, fe_update fails: failed=1 (svc, slot, fe, slot del, svc clear)");
+	check(fake_svc_clean(&f, why, sizeof(why)) && fake_slots_exact(&f, why, sizeof(why)),
+	      "per-service add failure: no svc info or slot left behind");
+	check_owners("per-service add failure", &s);
+	fake_nofail(&f);
+	apply_svc(&s, &f, "ns", "new", &stn, 5 * SEC, &res, &mark);
+	check(res_is(&res, 1, 0, 0, 0, 0, 3), "per-service add retried: added");
+	build_cluster(&exp, 2, 53, false, false);
+	st_concat(&exp, &stn);
+	sync_reap(&s, 0, true, &next);
+	check_fake("per-service failures", &s, &f, &exp);
+	check_exact("per-service failures", &f);
+	check_owners("per-service failures", &s);
+	check_reader("per-service failures", &f);
+	model_state_free(&st);
+	model_state_free(&stn);
+	model_state_free(&exp);
+	sync_fini(&s);
+	fake_fini(&f);
+}
+
+/*
+ * The apply generation wraps. Frontends created by an apply (or adopted) carry mark 0; the
+ * apply that brings the generation to 0 must still remove them when they are not wanted.
+ */
+static void test_gen_wrap(void)
+{
+	struct fake f;
+	struct sync s;
+	struct model_state st, two = { 0 }, onlyk = { 0 }, x = { 0 }, none_ = { 0 };
+	struct sync_result res;
+	struct bpfsvc_backend one = be4(IP4(10, 244, 15, 1), 80);
+	struct bpfsvc_fe_key k1 = key4(IP4(10, 96, 15, 1), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_key k2 = key4(IP4(10, 96, 15, 2), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_key k3 = key4(IP4(10, 96, 15, 3), 80, IPPROTO_TCP);
+	uint64_t next;
+
+	fake_init(&f, 64);
+	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	build_cluster(&st, 2, 53, true, true);
+	apply(&s, &f, &st, 1, &res, NULL);
+	st_add(&two, k1, "ns", "w", "", 0, &one, 1);
+	st_add(&two, k2, "ns", "w", "", 0, &one, 1);
+	st_add(&onlyk, k1, "ns", "w", "", 0, &one, 1);
+	st_add(&x, k3, "ns", "x", "", 0, &one, 1);
+
+	/* Full: k3 added just before the wrap, not wanted by the full apply at generation 0. */
+	s.gen = UINT32_MAX - 1;
+	apply_svc(&s, &f, "ns", "x", &x, 2, &res, NULL);
+	apply(&s, &f, &st, 3, &res, NULL);
+	check(res_is(&res, 0, 0, 1, 4, 0, 2) && !ffe(&f, k3),
+	      "generation wrap (full): unwanted frontend removed");
+	/* Per-service: k1, k2 added just before the wrap; the apply at generation 0 drops k2. */
+	s.gen = UINT32_MAX - 1;
+	apply_svc(&s, &f, "ns", "w", &two, 4, &res, NULL);
+	apply_svc(&s, &f, "ns", "w", &onlyk, 5, &res, NULL);
+	check(res_is(&res, 0, 0, 1, 1, 0, 1) && !ffe(&f, k2),
+	      "generation wrap (per-service): unwanted frontend removed");
+	/* And generations keep working after the wrap. */
+	apply_svc(&s, &f, "ns", "w", &none_, 6, &res, NULL);
+	check(res_is(&res, 0, 0, 1, 0, 0, 2) && !ffe(&f, k1) && s.gen != 0,
+	      "after the wrap: per-service remove works, generation is not 0");
+	check_fake("generation wrap", &s, &f, &st);
+	sync_reap(&s, 0, true, &next);
+	check_exact("generation wrap", &f);
+	check_reader("generation wrap", &f);
+	model_state_free(&st);
+	model_state_free(&two);
+	model_state_free(&onlyk);
+	model_state_free(&x);
+	sync_fini(&s);
+	fake_fini(&f);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Per-service random sequences                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+#define MIX_MAX_SVC 128 /* 25 services x 3 port names fit */
+
+static void mix_names(uint32_t owner, char *ns, char *name)
+{
+	snprintf(ns, 16, "ns%u", owner % 5);
+	snprintf(name, 16, "svc%u", owner);
+}
+
+/* Like cand_build, with a port name per candidate (services get several ports), and only the
+ * frontends of service 'only' if only >= 0 (then unsorted: reversed). */
+static void mix_build(const struct cand *c, long only, struct model_state *st)
+{
+	static const char *const ports[] = { "", "a", "b" };
+	struct bpfsvc_backend be[NPOOL];
+
+	memset(st, 0, sizeof(*st));
+	for (uint32_t i = 0; i < NCAND; i++) {
+		char ns[16], name[16];
+		uint32_t n = 0;
+
+		if (!c[i].present || (only >= 0 && c[i].owner != (uint32_t)only))
+			continue;
+		for (uint32_t j = 0; j < NPOOL; j++)
+			if (c[i].mask & (1U << j))
+				be[n++] = be4(IP4(10, 244, 5, 1 + j), (uint16_t)(8000 + j % 2));
+		mix_names(c[i].owner, ns, name);
+		st_add(st, cand_key(i), ns, name, ports[i % 3], c[i].flags, be, n);
+	}
+	if (only < 0)
+		model_sort(st);
+	else
+		st_reverse(st);
+}
+
+static bool cand_same(const struct cand *a, const struct cand *b)
+{
+	return a->owner == b->owner && a->flags == b->flags && a->mask == b->mask;
+}
+
+static void mix_init(struct cand *c, uint64_t *rng)
+{
+	for (uint32_t i = 0; i < NCAND; i++) {
+		c[i].present = xrand(rng) % 4 != 0;
+		c[i].owner = (uint32_t)(xrand(rng) % NSVCREF);
+		c[i].flags = i >= 30 ? BPFSVC_FE_F_V6 : 0;
+		c[i].mask = (uint32_t)xrand(rng) & 0xffff;
+	}
+}
+
+/* Candidate index of a fake-map key, or -1. */
+static long cand_of(const struct bpfsvc_fe_key *k)
+{
+	for (uint32_t i = 0; i < NCAND; i++) {
+		struct bpfsvc_fe_key ck = cand_key(i);
+
+		if (!memcmp(&ck, k, sizeof(ck)))
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * Random interleaving of full and per-service applies. 'held' models the map: per candidate
+ * key, the service holding it and what it holds. A per-service apply of S removes what S holds
+ * but no longer wants, adds or updates what S wants unless another service holds it (a
+ * conflict), and writes nothing of any other service. With fail_pct, random failures are
+ * injected: then only the invariants are checked (no hole, mirror equals map, owner index
+ * consistent, failed equals the failures injected), and a final clean full apply converges.
+ */
+static void mix_run(const char *name, uint64_t seed, unsigned steps, unsigned fail_pct)
+{
+	struct fake f;
+	struct sync s;
+	struct cand c[NCAND], held[NCAND];
+	char owner_before[NCAND][SYNC_OWNER_LEN]; /* the mirror's holder of each key, "" if none */
+	struct model_state want, exp;
+	struct sync_result res;
+	uint64_t rng = seed, now = SEC, next;
+	size_t bad_rc = 0, bad_mirror = 0, bad_owner = 0, bad_equal = 0, bad_counts = 0;
+	size_t bad_touch = 0, bad_failed = 0, bad_hole = 0, nfull = 0, nsvc = 0, nconf = 0;
+	size_t total_failed = 0;
+	char why[256], first[512] = "";
+	unsigned step;
+
+	printf("# %s: seed %llu, %u steps, %u%% failures\n", name, (unsigned long long)seed, steps,
+	       fail_pct);
+	fake_init(&f, MIX_MAX_SVC);
+	sync_init(&s, &fake_ops, &f, MIX_MAX_SVC, GRACE);
+	mix_init(c, &rng);
+	memset(held, 0, sizeof(held));
+	f.rng = seed ^ 0xa5a5;
+	for (step = 0; step < steps; step++) {
+		uint32_t added = 0, updated = 0, removed = 0, unchanged = 0, conflicts = 0;
+		bool full = step == 0 || xrand(&rng) % 8 == 0;
+		uint32_t S = (uint32_t)(xrand(&rng) % NSVCREF);
+		size_t mark, inj0;
+		int rc;
+
+		if (step)
+			mutate(c, &rng, 6);
+		for (uint32_t i = 0; i < NCAND; i++) {
+			struct bpfsvc_fe_key k = cand_key(i);
+			const struct sync_fe *e = sync_find(&s, &k);
+
+			snprintf(owner_before[i], sizeof(owner_before[i]), "%s",
+				 e && e->owner ? e->owner->key : "");
+		}
+		for (uint32_t i = 0; i < NCAND; i++) {
+			bool w = c[i].present && (full || c[i].owner == S);
+			bool h = held[i].present && (full || held[i].owner == S);
+
+			if (w && held[i].present && !full && held[i].owner != S) {
+				conflicts++;
+			} else if (w) {
+				if (!held[i].present)
+					added++;
+				else if (cand_same(&held[i], &c[i]))
+					unchanged++;
+				else
+					updated++;
+				held[i] = c[i];
+			} else if (h) {
+				removed++;
+				held[i].present = false;
+			}
+		}
+		mix_build(c, full ? -1 : (long)S, &want);
+		f.fail_pct = fail_pct;
+		inj0 = f.injected;
+		if (full) {
+			rc = apply(&s, &f, &want, now, &res, &mark);
+			nfull++;
+		} else {
+			char ns[16], nm[16];
+
+			mix_names(S, ns, nm);
+			rc = apply_svc(&s, &f, ns, nm, &want, now, &res, &mark);
+			nsvc++;
+			nconf += res.conflicts;
+		}
+		f.fail_pct = 0;
+		model_state_free(&want);
+		if (rc)
+			bad_rc++;
+		if (f.violations) {
+			if (!bad_hole++)
+				snprintf(first, sizeof(first), "step %u: reader: %s", step,
+					 f.first_violation);
+			f.violations = 0;
+		}
+		if (res.failed != f.injected - inj0) {
+			if (!bad_failed++)
+				snprintf(first, sizeof(first), "step %u: failed=%u but %zu injected", step,
+					 res.failed, f.injected - inj0);
+		}
+		total_failed += res.failed;
+		if (!mirror_matches(&s, &f, why, sizeof(why))) {
+			if (!bad_mirror++)
+				snprintf(first, sizeof(first), "step %u: %s", step, why);
+		}
+		if (!owners_ok(&s, why, sizeof(why))) {
+			if (!bad_owner++)
+				snprintf(first, sizeof(first), "step %u: %s", step, why);
+		}
+		if (!fail_pct) {
+			if (res.added != added || res.updated != updated || res.removed != removed ||
+			    res.unchanged != unchanged || res.conflicts != conflicts || res.failed) {
+				if (!bad_counts++)
+					snprintf(first, sizeof(first),
+						 "step %u (%s %u): counters %u/%u/%u/%u/%u/c%u want %u/%u/%u/%u/c%u",
+						 step, full ? "full" : "svc", S, res.added, res.updated,
+						 res.removed, res.unchanged, res.failed, res.conflicts,
+						 added, updated, removed, unchanged, conflicts);
+			}
+			mix_build(held, -1, &exp);
+			if (!fake_equals(&f, &exp, why, sizeof(why)) ||
+			    !fake_svc_clean(&f, why, sizeof(why))) {
+				if (!bad_equal++)
+					snprintf(first, sizeof(first), "step %u: %s", step, why);
+			}
+			model_state_free(&exp);
+		}
+		/* A per-service apply writes only S's frontends (held by S, or wanted by S and
+		 * held by nobody) and S's svc infos. */
+		for (size_t p = mark; !full && p < f.nlog; p++) {
+			const struct op *o = &f.log[p];
+			char ns[16], nm[16], me[SYNC_OWNER_LEN];
+			bool mine = true;
+
+			mix_names(S, ns, nm);
+			snprintf(me, sizeof(me), "%s/%s", ns, nm);
+			if (o->t == OP_FE_UPD || o->t == OP_FE_DEL) {
+				long i = cand_of(&o->fk);
+
+				mine = i >= 0 && (!strcmp(owner_before[i], me) ||
+						  (c[i].present && c[i].owner == S &&
+						   !owner_before[i][0]));
+			} else if (o->t == OP_SVC_SET) {
+				mine = !strcmp(o->owner, me);
+			}
+			if (!mine) {
+				if (!bad_touch++)
+					snprintf(first, sizeof(first),
+						 "step %u: apply of svc%u wrote op %zu of another service",
+						 step, S, p);
+				break;
+			}
+		}
+		now += xrand(&rng) % (2 * GRACE);
+		switch (xrand(&rng) % 6) {
+		case 0:
+		case 1:
+			sync_reap(&s, now, false, &next);
+			break;
+		case 2:
+			if (xrand(&rng) % 10 == 0)
+				sync_reap(&s, now, true, &next);
+			break;
+		default:
+			break;
+		}
+		if (f.violations) {
+			if (!bad_hole++)
+				snprintf(first, sizeof(first), "step %u reap: %s", step,
+					 f.first_violation);
+			f.violations = 0;
+		}
+	}
+	printf("#   %zu full, %zu per-service applies, %zu conflicts, %zu frontends failed, %zu ops, %zu reads\n",
+	       nfull, nsvc, nconf, total_failed, f.nlog, f.reads);
+	if (first[0])
+		printf("#   first problem: %s\n", first);
+	check(nfull > 0 && nsvc > 0 && (fail_pct || nconf > 0),
+	      "%s: full and per-service applies both ran%s", name, fail_pct ? "" : ", conflicts seen");
+	check(!bad_hole, "%s: concurrent reader never saw a hole (%zu reads)", name, f.reads);
+	check(!bad_rc, "%s: every apply returned 0", name);
+	check(!bad_mirror, "%s: mirror matches the map after every apply", name);
+	check(!bad_owner, "%s: owner index consistent after every apply", name);
+	check(!bad_failed, "%s: failed equals the failures injected", name);
+	check(!bad_touch, "%s: a per-service apply never writes another service's frontend or svc info",
+	      name);
+	if (fail_pct) {
+		check(total_failed > 0, "%s: failures were injected", name);
+	} else {
+		check(!bad_counts, "%s: added/updated/removed/unchanged/conflicts right at every step",
+		      name);
+		check(!bad_equal, "%s: fake map equals the union of applied per-service states", name);
+		/* Reap everything: exactly the live sets stay. */
+		sync_reap(&s, now, true, &next);
+		check(next == 0, "%s: nothing pending after reap(all)", name);
+		mix_build(held, -1, &exp);
+		check_fake(name, &s, &f, &exp);
+		check_exact(name, &f);
+		model_state_free(&exp);
+	}
+	/* Converge: a clean full apply of the desired state. */
+	mix_build(c, -1, &want);
+	apply(&s, &f, &want, now, &res, NULL);
+	check(res.failed == 0 && res.conflicts == 0, "%s: final full apply: no failure", name);
+	sync_reap(&s, now, true, &next);
+	check_fake(name, &s, &f, &want);
+	check_exact(name, &f);
+	check_owners(name, &s);
+	check_reader(name, &f);
+	model_state_free(&want);
+	sync_fini(&s);
+	fake_fini(&f);
+}
+
+/* Same service infos in use, by name (ids may differ). */
+static bool svc_names_equal(const struct fake *a, const struct fake *b, char *why, size_t len)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		const struct fake *x = pass ? b : a, *y = pass ? a : b;
+
+		for (uint32_t i = 0; i < x->max_svc; i++) {
+			bool found = false;
+
+			if (!x->svc[i].in_use)
+				continue;
+			for (uint32_t j = 0; j < y->max_svc && !found; j++)
+				found = y->svc[j].in_use && !strcmp(x->svc[i].ns, y->svc[j].ns) &&
+					!strcmp(x->svc[i].name, y->svc[j].name) &&
+					!strcmp(x->svc[i].port_name, y->svc[j].port_name);
+			if (!found) {
+				snprintf(why, len, "svc %s/%s:%s only in map %d", x->svc[i].ns,
+					 x->svc[i].name, x->svc[i].port_name, pass + 1);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* Same frontends (key, flags, count, backends, owner by name) in both maps. */
+static bool fakes_same(const struct fake *a, const struct fake *b, char *why, size_t len)
+{
+	if (a->nfe != b->nfe) {
+		snprintf(why, len, "%zu vs %zu frontends", a->nfe, b->nfe);
+		return false;
+	}
+	for (size_t i = 0; i < a->nfe; i++) {
+		const struct fake_fe *x = &a->fe[i], *y = NULL;
+		const struct bpfsvc_svc_info *sx, *sy;
+
+		for (size_t j = 0; j < b->nfe; j++)
+			if (!memcmp(&b->fe[j].k, &x->k, sizeof(x->k)))
+				y = &b->fe[j];
+		if (!y || x->v.flags != y->v.flags || x->v.count != y->v.count) {
+			snprintf(why, len, "frontend #%zu missing or differs", i);
+			return false;
+		}
+		sx = &a->svc[x->v.svc_id];
+		sy = &b->svc[y->v.svc_id];
+		if (strcmp(sx->ns, sy->ns) || strcmp(sx->name, sy->name) ||
+		    strcmp(sx->port_name, sy->port_name)) {
+			snprintf(why, len, "frontend #%zu: owners differ", i);
+			return false;
+		}
+		for (uint32_t j = 0; j < x->v.count; j++) {
+			struct bpfsvc_backend p, q;
+
+			if (!fake_slot(a, x->v.set_id, j, &p) || !fake_slot(b, y->v.set_id, j, &q) ||
+			    memcmp(&p, &q, sizeof(p))) {
+				snprintf(why, len, "frontend #%zu: backend %u differs", i, j);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/*
+ * For random desired states, one full sync_apply (map 1) and a sync_apply_service per service
+ * (map 2: every service present before or after, in random order, then again those that
+ * reported a conflict) end in the same map.
+ */
+static void equiv_run(uint64_t seed, unsigned rounds)
+{
+	struct fake f1, f2;
+	struct sync s1, s2;
+	struct cand c[NCAND];
+	struct model_state want, one;
+	struct sync_result res;
+	bool used[NSVCREF] = { false };
+	uint64_t rng = seed, now = SEC, next;
+	size_t bad_same = 0, bad_conf = 0, bad_zero = 0, bad_mirror = 0, bad_fail = 0;
+	size_t retries = 0, moves = 0;
+	char why[256], first[512] = "";
+
+	printf("# equivalence: seed %llu, %u rounds\n", (unsigned long long)seed, rounds);
+	fake_init(&f1, MIX_MAX_SVC);
+	fake_init(&f2, MIX_MAX_SVC);
+	sync_init(&s1, &fake_ops, &f1, MIX_MAX_SVC, GRACE);
+	sync_init(&s2, &fake_ops, &f2, MIX_MAX_SVC, GRACE);
+	mix_init(c, &rng);
+	for (unsigned r = 0; r < rounds; r++) {
+		uint32_t order[NSVCREF], retry[NSVCREF], n = 0, nretry = 0;
+		bool now_used[NSVCREF] = { false };
+		struct cand prev[NCAND];
+
+		memcpy(prev, c, sizeof(prev));
+		if (r)
+			mutate(c, &rng, 30);
+		for (uint32_t i = 0; i < NCAND; i++) {
+			if (c[i].present)
+				now_used[c[i].owner] = true;
+			moves += r && c[i].present && prev[i].present && c[i].owner != prev[i].owner;
+		}
+		mix_build(c, -1, &want);
+		apply(&s1, &f1, &want, now, &res, NULL);
+		if (res.failed)
+			bad_fail++;
+		for (uint32_t k = 0; k < NSVCREF; k++)
+			if (used[k] || now_used[k])
+				order[n++] = k;
+		for (uint32_t k = n; k > 1; k--) {
+			uint32_t j = (uint32_t)(xrand(&rng) % k), t = order[k - 1];
+
+			order[k - 1] = order[j];
+			order[j] = t;
+		}
+		for (int pass = 0; pass < 2; pass++) {
+			uint32_t m = pass ? nretry : n;
+
+			for (uint32_t k = 0; k < m; k++) {
+				uint32_t S = pass ? retry[k] : order[k];
+				char ns[16], nm[16];
+
+				mix_names(S, ns, nm);
+				mix_build(c, S, &one);
+				apply_svc(&s2, &f2, ns, nm, &one, now, &res, NULL);
+				model_state_free(&one);
+				if (res.failed)
+					bad_fail++;
+				if (res.conflicts && !pass)
+					retry[nretry++] = S;
+				if (res.conflicts && pass && !bad_conf++)
+					snprintf(first, sizeof(first), "round %u: svc%u still conflicts",
+						 r, S);
+			}
+		}
+		retries += nretry;
+		memcpy(used, now_used, sizeof(used));
+		if (!fake_equals(&f1, &want, why, sizeof(why)) ||
+		    !fake_equals(&f2, &want, why, sizeof(why)) ||
+		    !fakes_same(&f1, &f2, why, sizeof(why)) ||
+		    !svc_names_equal(&f1, &f2, why, sizeof(why)) ||
+		    !fake_svc_clean(&f2, why, sizeof(why))) {
+			if (!bad_same++)
+				snprintf(first, sizeof(first), "round %u: %s", r, why);
+		}
+		if (!mirror_matches(&s2, &f2, why, sizeof(why)) || !owners_ok(&s2, why, sizeof(why)) ||
+		    !owners_ok(&s1, why, sizeof(why))) {
+			if (!bad_mirror++)
+				snprintf(first, sizeof(first), "round %u: %s", r, why);
+		}
+		/* Each side agrees the other way round is already done. */
+		apply(&s2, &f2, &want, now, &res, NULL);
+		if (res.writes || res.unchanged != want.n)
+			bad_zero++;
+		for (uint32_t k = 0; k < NSVCREF; k++) {
+			char ns[16], nm[16];
+
+			mix_names(k, ns, nm);
+			mix_build(c, k, &one);
+			apply_svc(&s1, &f1, ns, nm, &one, now, &res, NULL);
+			if (res.writes || res.conflicts || res.unchanged != one.n)
+				bad_zero++;
+			model_state_free(&one);
+		}
+		model_state_free(&want);
+		now += xrand(&rng) % (2 * GRACE);
+		if (xrand(&rng) % 2) {
+			sync_reap(&s1, now, false, &next);
+			sync_reap(&s2, now, false, &next);
+		}
+	}
+	printf("#   %zu key owner moves, %zu services re-applied after a conflict\n", moves, retries);
+	if (first[0])
+		printf("#   first problem: %s\n", first);
+	check(moves > 0 && retries > 0, "equivalence: owner moves and conflicts were exercised");
+	check(!bad_fail, "equivalence: no frontend failed");
+	check(!bad_conf, "equivalence: one re-apply of the conflicting services resolves all");
+	check(!bad_same, "equivalence: full and per-service applies give the same map every round");
+	check(!bad_mirror, "equivalence: mirrors match the maps, owner indexes consistent");
+	check(!bad_zero, "equivalence: a full apply after per-service ones (and vice versa) writes nothing");
+	sync_reap(&s1, now, true, &next);
+	sync_reap(&s2, now, true, &next);
+	check_exact("equivalence (full)", &f1);
+	check_exact("equivalence (per-service)", &f2);
+	check_reader("equivalence (full)", &f1);
+	check_reader("equivalence (per-service)", &f2);
+	sync_fini(&s1);
+	sync_fini(&s2);
+	fake_fini(&f1);
+	fake_fini(&f2);
+}
+
+/*
+ * After adoption, per-service applies find each service's frontends through the owner index
+ * rebuilt by sync_adopt_done(), dirty ones included.
+ */
+static void test_adopt_then_service(void)
+{
+	struct fake f;
+	struct sync s1, s2;
+	struct model_state st, multi = { 0 }, orph = { 0 }, web6, dns, exp, none = { 0 };
+	struct sync_result res;
+	struct bpfsvc_backend m[2] = { be4(IP4(10, 244, 13, 1), 80), be4(IP4(10, 244, 13, 2), 80) };
+	struct bpfsvc_fe_key k80 = key4(IP4(10, 96, 13, 1), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_key k443 = key4(IP4(10, 96, 13, 1), 443, IPPROTO_TCP);
+	struct bpfsvc_fe_key ko = key4(IP4(10, 96, 13, 9), 80, IPPROTO_TCP);
+	struct bpfsvc_fe_val w4v, dnsv, ov;
+	uint32_t https_id, web_id, orph_id;
+	uint64_t gc, next;
+	size_t mark;
+	char why[256];
+
+	fake_init(&f, 64);
+	sync_init(&s1, &fake_ops, &f, 64, GRACE);
+	build_cluster(&st, 3, 53, true, true);
+	st_add(&multi, k80, "ns", "multi", "http", 0, m, 2);
+	st_add(&multi, k443, "ns", "multi", "https", 0, m, 2);
+	st_add(&orph, ko, "ns", "orphan", "", 0, m, 1);
+	st_concat(&st, &multi);
+	st_concat(&st, &orph);
+	apply(&s1, &f, &st, 1 * SEC, &res, NULL);
+	sync_reap(&s1, 0, true, &next);
+	sync_fini(&s1);
+	w4v = ffe(&f, K_WEB4)->v;
+	dnsv = ffe(&f, K_DNS)->v;
+	web_id = w4v.svc_id;
+	https_id = ffe(&f, k443)->v.svc_id;
+	orph_id = ffe(&f, ko)->v.svc_id;
+	/* Holes in web v4 and dns; the orphan's frontend names an id the map does not know. */
+	fake_slot_del_raw(&f, &(struct bpfsvc_slot_key){ w4v.set_id, 1 });
+	fake_slot_del_raw(&f, &(struct bpfsvc_slot_key){ dnsv.set_id, 2 });
+	fake_fe_find(&f, &ko)->v.svc_id = 50;
+
+	sync_init(&s2, &fake_ops, &f, 64, GRACE);
+	check(!fake_adopt(&f, &s2, &gc, &res), "adopt then per-service: adoption");
+	check(!f.svc[orph_id].in_use && sync_find(&s2, &ko) && !sync_find(&s2, &ko)->owner &&
+		      sync_find(&s2, &ko)->dirty,
+	      "adopt then per-service: orphan's unreferenced svc info freed, frontend has no owner");
+	check(sync_find(&s2, &K_WEB4)->dirty && sync_find(&s2, &K_DNS)->dirty &&
+		      sync_find(&s2, &K_WEB4)->owner &&
+		      !strcmp(sync_find(&s2, &K_WEB4)->owner->key, "default/web") &&
+		      sync_find(&s2, &K_DNS)->owner &&
+		      !strcmp(sync_find(&s2, &K_DNS)->owner->key, "kube-system/kube-dns"),
+	      "adopt then per-service: dirty frontends linked to their services");
+	check_owners("after adoption", &s2);
+	check(HASH_COUNT(s2.owners) == 4, "after adoption: 4 services in the owner index");
+
+	/* An empty want for a service nobody holds, and an unchanged clean service. */
+	apply_svc(&s2, &f, "nope", "never", &none, 2 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 0, 0, 0), "after adoption: unknown service, nothing to do");
+	apply_svc(&s2, &f, "default", "empty", &none, 2 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 1, 0, 0, 2) && !ffe(&f, K_EMPTY),
+	      "after adoption: empty want removes an adopted service (found via the owner index)");
+
+	/* multi loses https: found through the owner index (it is not in want). */
+	model_state_free(&multi);
+	memset(&multi, 0, sizeof(multi));
+	st_add(&multi, k80, "ns", "multi", "http", 0, m, 2);
+	apply_svc(&s2, &f, "ns", "multi", &multi, 2 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 1, 1, 0, 2) && !ffe(&f, k443) && !f.svc[https_id].in_use &&
+		      !log_touches_key(&f, mark, &k80),
+	      "after adoption: dropped port removed via the owner index, kept port unchanged");
+
+	/* web keeps only v6: the dirty v4 is removed, its holey set reaped in full. */
+	build_cluster(&web6, 3, 53, false, true);
+	st_filter(&web6, "default", "web", &exp);
+	apply_svc(&s2, &f, "default", "web", &exp, 2 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 1, 1, 0, 1) && !ffe(&f, K_WEB4) && f.svc[web_id].in_use,
+	      "after adoption: dirty adopted frontend removed via the owner index, v6 unchanged");
+	model_state_free(&exp);
+
+	/* dns unchanged in want, but dirty: rewritten. */
+	st_filter(&web6, "kube-system", "kube-dns", &dns);
+	apply_svc(&s2, &f, "kube-system", "kube-dns", &dns, 2 * SEC, &res, &mark);
+	check(res_is(&res, 0, 1, 0, 0, 0, 4) && ffe(&f, K_DNS)->v.set_id != dnsv.set_id &&
+		      ffe(&f, K_DNS)->v.svc_id == dnsv.svc_id,
+	      "after adoption: dirty frontend with the same want rewritten under a new set");
+	apply_svc(&s2, &f, "kube-system", "kube-dns", &dns, 2 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, 1, 0, 0), "after adoption: rewritten dns now unchanged");
+
+	/* The orphan (owner unknown) is taken by the service that wants it, without conflict. */
+	apply_svc(&s2, &f, "ns", "orphan", &orph, 2 * SEC, &res, &mark);
+	ov = ffe(&f, ko)->v;
+	check(res_is(&res, 0, 1, 0, 0, 0, -1) && res.conflicts == 0 && ov.svc_id < 64 &&
+		      info_is(&f.svc[ov.svc_id], &orph.fe[0].svc) &&
+		      sync_find(&s2, &ko)->owner &&
+		      !strcmp(sync_find(&s2, &ko)->owner->key, "ns/orphan"),
+	      "after adoption: unknown-owner frontend rewritten for its service and linked");
+	check(fake_consistent(&f, why, sizeof(why)),
+	      "after adoption: every frontend now names a whole set and a svc in use");
+	f.violations = 0; /* the holes and the unknown id were there before the first op */
+
+	memset(&exp, 0, sizeof(exp));
+	st_concat(&exp, &multi);
+	st_concat(&exp, &orph);
+	for (size_t i = 0; i < web6.n; i++)
+		if (memcmp(&web6.fe[i].key, &K_EMPTY, sizeof(K_EMPTY)))
+			st_add(&exp, web6.fe[i].key, web6.fe[i].svc.ns, web6.fe[i].svc.name,
+			       web6.fe[i].svc.port_name, web6.fe[i].flags, web6.fe[i].be,
+			       web6.fe[i].nbe);
+	model_sort(&exp);
+	check_fake("adopt then per-service", &s2, &f, &exp);
+	check_owners("adopt then per-service", &s2);
+	sync_reap(&s2, 0, true, &next);
+	check_exact("adopt then per-service (holey sets reaped)", &f);
+	apply(&s2, &f, &exp, 3 * SEC, &res, &mark);
+	check(res_is(&res, 0, 0, 0, exp.n, 0, 0),
+	      "adopt then per-service: a full apply of the same state writes nothing");
+	/* Remove everything service by service. */
+	{
+		static const char *const svcs[][2] = { { "ns", "multi" }, { "ns", "orphan" },
+						       { "default", "web" },
+						       { "kube-system", "kube-dns" } };
+
+		for (size_t i = 0; i < 4; i++)
+			apply_svc(&s2, &f, svcs[i][0], svcs[i][1], &none, 4 * SEC, &res, NULL);
+		sync_reap(&s2, 0, true, &next);
+		check(f.nfe == 0 && s2.n == 0 && f.nslots == 0 && !s2.owners,
+		      "adopt then per-service: all services removed one by one, nothing left");
+		for (uint32_t id = 0; id < f.max_svc; id++)
+			if (f.svc[id].in_use)
+				check(false, "svc %u still in use", id);
+	}
+	check_reader("adopt then per-service", &f);
+	model_state_free(&st);
+	model_state_free(&multi);
+	model_state_free(&orph);
+	model_state_free(&web6);
+	model_state_free(&dns);
+	model_state_free(&exp);
+	sync_fini(&s2);
+	fake_fini(&f);
+}
+
 int main(void)
 {
 	init_keys();
@@ -1907,6 +3120,15 @@ int main(void)
 	test_adoption();
 	test_adopt_unknown_owner_reuse();
 	test_adopt_stale_duplicate_svc();
+	test_service_update();
+	test_service_ports();
+	test_service_conflict();
+	test_service_failures();
+	test_gen_wrap();
+	mix_run("per-service mix", 0xabcdef12ULL, 1500, 0);
+	mix_run("per-service mix with failures", 0x31415926ULL, 1000, 5);
+	equiv_run(0x5eed5eedULL, 80);
+	test_adopt_then_service();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
