@@ -57,7 +57,8 @@ struct agent {
 	struct kube_config kcfg;
 	struct kube_client *kc;
 	struct api_source *api;
-	json_t *dirty; /* "ns/name" of services to recompute at the end of this batch */
+	json_t *dirty;	    /* "ns/name" of services to recompute at the end of this batch */
+	json_t *conflicted; /* services whose VIP:port another service still holds */
 	struct latency lat;
 	uint64_t lat_logged_ns;
 	uint64_t reap_due_ns;
@@ -221,6 +222,7 @@ static void api_resynced(void *arg)
 
 	/* Everything is recomputed; per-service news is part of it. */
 	json_object_clear(a->dirty);
+	json_object_clear(a->conflicted);
 	if (!objs) {
 		log_err("cannot build the desired state", "error=\"%s\"", strerror(ENOMEM));
 		return;
@@ -274,54 +276,71 @@ static void lat_log(struct agent *a, uint64_t now)
 	a->lat_logged_ns = now;
 }
 
+/* Recompute one service ("ns/name") from the stores and write its difference. */
+static void apply_service(struct agent *a, const char *key, struct sync_result *total)
+{
+	struct model_state want = {};
+	struct sync_result res;
+	json_t *svc = api_source_service(a->api, key);
+	json_t *slices = api_source_slices(a->api, key);
+	char ns[BPFSVC_NS_LEN + 1] = "", name[BPFSVC_NAME_LEN + 1] = "";
+	const char *slash = strchr(key, '/');
+	int ret = 0;
+
+	if (slash) {
+		snprintf(ns, sizeof(ns), "%.*s", (int)(slash - key), key);
+		snprintf(name, sizeof(name), "%s", slash + 1);
+	}
+	if (svc && slices)
+		ret = model_add_service(svc, slices, &a->mo, model_warn, a, &want);
+	json_decref(slices);
+	if (ret == -ENOMEM || (!slices && svc)) {
+		log_err("cannot build the desired state", "service=%s error=\"%s\"", key,
+			strerror(ENOMEM));
+		model_state_free(&want);
+		return;
+	}
+	model_sort(&want);
+	sync_apply_service(&a->sync, ns, name, &want, now_ns(), &res);
+	model_state_free(&want);
+	total->added += res.added;
+	total->updated += res.updated;
+	total->removed += res.removed;
+	total->failed += res.failed;
+	total->writes += res.writes;
+	/* Another service still holds one of its VIP:ports. Retry after that one changes: a
+	 * VIP moving between services may arrive in either order. */
+	if (res.conflicts) {
+		if (!json_object_get(a->conflicted, key))
+			log_warn("frontend held by another service, retrying when it is released",
+				 "service=%s count=%u", key, res.conflicts);
+		json_object_set_new(a->conflicted, key, json_true());
+	} else {
+		json_object_del(a->conflicted, key);
+	}
+}
+
 /* The events of one read are in the stores: recompute the services they touched. */
 static void api_batch_end(void *arg, uint64_t recv_ns)
 {
 	struct agent *a = arg;
 	struct sync_result total = {};
 	const char *key;
-	json_t *v;
+	json_t *v, *retry = NULL;
 	size_t n = json_object_size(a->dirty);
 	uint64_t done;
 
 	if (!n)
 		return;
-	json_object_foreach(a->dirty, key, v) {
-		struct model_state want = {};
-		struct sync_result res;
-		json_t *svc = api_source_service(a->api, key);
-		json_t *slices = api_source_slices(a->api, key);
-		char ns[BPFSVC_NS_LEN + 1] = "", name[BPFSVC_NAME_LEN + 1] = "";
-		const char *slash = strchr(key, '/');
-		int ret = 0;
-
-		if (slash) {
-			snprintf(ns, sizeof(ns), "%.*s", (int)(slash - key), key);
-			snprintf(name, sizeof(name), "%s", slash + 1);
-		}
-		if (svc && slices)
-			ret = model_add_service(svc, slices, &a->mo, model_warn, a, &want);
-		json_decref(slices);
-		if (ret == -ENOMEM || (!slices && svc)) {
-			log_err("cannot build the desired state", "service=%s error=\"%s\"", key,
-				strerror(ENOMEM));
-			model_state_free(&want);
-			continue;
-		}
-		model_sort(&want);
-		sync_apply_service(&a->sync, ns, name, &want, now_ns(), &res);
-		model_state_free(&want);
-		total.added += res.added;
-		total.updated += res.updated;
-		total.removed += res.removed;
-		total.failed += res.failed;
-		total.conflicts += res.conflicts;
-		total.writes += res.writes;
-		if (res.conflicts)
-			log_warn("frontend held by another service, left alone", "service=%s count=%u",
-				 key, res.conflicts);
-	}
+	json_object_foreach(a->dirty, key, v)
+		apply_service(a, key, &total);
 	json_object_clear(a->dirty);
+	if (total.removed && json_object_size(a->conflicted)) {
+		retry = json_deep_copy(a->conflicted);
+		json_object_foreach(retry, key, v)
+			apply_service(a, key, &total);
+		json_decref(retry);
+	}
 	done = now_ns();
 	lat_add(&a->lat, done - recv_ns);
 	if (!a->lat_logged_ns)
@@ -384,7 +403,8 @@ static int api_setup(struct agent *a)
 	int ret;
 
 	a->dirty = json_object();
-	if (!a->dirty)
+	a->conflicted = json_object();
+	if (!a->dirty || !a->conflicted)
 		return -ENOMEM;
 	ret = kube_client_new(&a->kcfg, &ko, a->epfd, &a->kc, err, sizeof(err));
 	if (ret) {
@@ -549,6 +569,7 @@ cleanup:
 	kube_client_free(a.kc);
 	kube_config_free(&a.kcfg);
 	json_decref(a.dirty);
+	json_decref(a.conflicted);
 	if (a.timerfd >= 0)
 		close(a.timerfd);
 	if (a.inofd >= 0)
