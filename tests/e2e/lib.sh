@@ -242,3 +242,82 @@ slice() {
 
 # count_of NAME FILE: how many lines of FILE start with NAME: (a server's answer).
 count_of() { grep -c "^$1:" "$2" || true; }
+
+# ---- fake API server (tests/apiserver) ----
+PKI=$TMP/pki
+TOKEN_FILE=$TMP/token
+KUBECONFIG_FILE=$TMP/kubeconfig
+API_PORT=""
+CTL=""
+
+# api_up [extra fake_apiserver args]: certificates, a token, the fake API server on loopback.
+api_up() {
+	bash "$TOP/tests/apiserver/mkcerts.sh" "$PKI" >/dev/null 2>&1 || { echo "mkcerts failed" >&2; return 1; }
+	printf 'token-%s\n' "$RUN" >"$TOKEN_FILE"
+	python3 "$TOP/tests/apiserver/fake_apiserver.py" --listen 127.0.0.1 --port 0 --control-port 0 \
+		--cert "$PKI/server.crt" --key "$PKI/server.key" --client-ca "$PKI/ca.crt" \
+		--token-file "$TOKEN_FILE" --port-file "$TMP/ports.json" "$@" >"$TMP/api.out" 2>"$TMP/api.err" &
+	PIDS+=($!)
+	wait_for "fake API server" 100 test -s "$TMP/ports.json" || return 1
+	API_PORT=$(sed 's/.*"port": *\([0-9]*\).*/\1/' "$TMP/ports.json")
+	CTL=http://127.0.0.1:$(sed 's/.*"control_port": *\([0-9]*\).*/\1/' "$TMP/ports.json")
+}
+
+# kubeconfig_write USER_YAML: a kubeconfig for the fake server with the given user body.
+kubeconfig_write() {
+	cat >"$KUBECONFIG_FILE" <<KC
+apiVersion: v1
+kind: Config
+current-context: test
+clusters:
+- name: fake
+  cluster:
+    server: https://127.0.0.1:$API_PORT
+    certificate-authority: pki/ca.crt
+users:
+- name: agent
+  user:
+$1
+contexts:
+- name: test
+  context: {cluster: fake, user: agent}
+KC
+}
+
+ctl() { curl -sf -X "$1" "$CTL$2" ${3:+-d "$3"}; }
+# ctl_file METHOD PATH FILE: a large body from a file.
+ctl_file() { curl -sf -X "$1" "$CTL$2" --data-binary "@$3"; }
+api_rv() { ctl GET /control/state | grep -o '"rv": *[0-9]*' | grep -o '[0-9]*$'; }
+api_apply() { ctl POST /control/apply "$1" >/dev/null; }
+api_delete() { ctl POST /control/delete "{\"kind\":\"$1\",\"namespace\":\"$2\",\"name\":\"$3\"}" >/dev/null; }
+api_fault() { ctl POST /control/fault "$1" >/dev/null; }
+api_requests() { ctl GET "/control/requests${1:+?since=$1}"; }
+api_last_id() { api_requests | grep -o '"id": *[0-9]*' | tail -n 1 | grep -o '[0-9]*$' || echo 0; }
+# api_watchers N: wait until N watches are open.
+api_watchers() { ctl GET "/control/watchers?wait=$1&timeout=${2:-10}" | grep -q "\"total\": *[0-9]"; }
+watchers_open() { ctl GET /control/watchers | grep -o '"total": *[0-9]*' | grep -o '[0-9]*$'; }
+
+# api_agent_start [extra args]: the agent on the kubeconfig, waiting for its first sync.
+api_agent_start() {
+	local before
+	: >>"$AGENT_LOG"
+	before=$(syncs)
+	"$BPFSVC" agent --kubeconfig "$KUBECONFIG_FILE" --cgroup "$CG" --pin-path "$PIN" \
+		--node-name node1 -v "$@" 2>>"$AGENT_LOG" &
+	AGENT_PID=$!
+	wait_for "agent sync" 100 synced_past "$before"
+}
+
+# reaches VIP PORT WANT [tries]: poll (10 ms apart) until a connect answers WANT (a regex).
+reaches() {
+	local vip=$1 port=$2 want=$3 tries=${4:-100} i out
+	for ((i = 0; i < tries; i++)); do
+		out=$(probe tcp "$vip" "$port" --timeout-ms 300)
+		[[ $out =~ $want ]] && return 0
+		sleep 0.01
+	done
+	echo "last answer: $out" >&2
+	return 1
+}
+# reqlog [SINCE_ID]: the request log, one line per request (see reqlog.py).
+reqlog() { api_requests "${1:-}" | python3 "$TOP/tests/e2e/reqlog.py"; }
