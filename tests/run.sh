@@ -56,6 +56,8 @@ if [ "$what" = e2e ] || [ "$what" = all ]; then
 		for t in tests/e2e/test_*.sh; do
 			run_one "e2e/$(basename "$t" .sh)" bash "$t"
 		done
+		# The fake API server the e2e tests rely on is itself checked against curl.
+		run_one "apiserver/selftest" bash tests/apiserver/selftest.sh
 	fi
 fi
 
