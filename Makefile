@@ -43,7 +43,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps test unit e2e demo clean vmlinux asan tools
+.PHONY: all deps test unit e2e demo bench clean vmlinux asan tools
 .DEFAULT_GOAL := all
 # Keep the BPF object and skeleton: they are intermediates of every user object.
 .SECONDARY:
@@ -113,6 +113,11 @@ e2e: deps
 test: deps
 	$(Q)$(MAKE) --no-print-directory all asan
 	$(Q)tests/run.sh all
+
+# Benchmarks (root): the agent's event-to-map latency at 100k services.
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/event_latency.sh 100000 500
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

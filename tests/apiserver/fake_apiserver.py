@@ -821,8 +821,11 @@ class ApiHandler(BaseHTTPRequestHandler):
                 if tok_rv >= 0 and tok_rv < store.compacted:
                     raise ApiError(410, "Expired", MSG_CONTINUE_EXPIRED,
                                    list_meta={"continue": encode_continue(-1, start)})
+                cached = getattr(app, "list_cache", None)
                 if tok_rv < 0:
                     state, list_rv = store.current(res), store.rv
+                elif cached and cached[0] == (res, tok_rv, ns, q.get("labelSelector") or ""):
+                    state, list_rv = None, tok_rv  # the cached snapshot below
                 else:
                     state, list_rv = store.snapshot(res, tok_rv), tok_rv
             else:
@@ -844,17 +847,23 @@ class ApiHandler(BaseHTTPRequestHandler):
                     state, list_rv = store.snapshot(res, want), want
                 else:
                     state, list_rv = store.current(res), store.rv
-        keys = sorted(state, key=lambda k: "%s/%s" % k)
-        items = []
-        for k in keys:
-            skey = "%s/%s" % k
-            if start and skey < start:
-                continue
-            if ns and k[0] != ns:
-                continue
-            if reqs and not selector_matches(reqs, state[k]):
-                continue
-            items.append((skey, state[k]))
+        # Paging a large list re-reads the same snapshot once per page: build the sorted,
+        # filtered item list once per (resource, rv, namespace, selector) and slice it.
+        ckey = (res, list_rv, ns, q.get("labelSelector") or "")
+        cached = getattr(app, "list_cache", None)
+        if cached and cached[0] == ckey:
+            all_items, all_keys = cached[1], cached[2]
+        else:
+            all_items = []
+            for k in sorted(state, key=lambda k: "%s/%s" % k):
+                if ns and k[0] != ns:
+                    continue
+                if reqs and not selector_matches(reqs, state[k]):
+                    continue
+                all_items.append(("%s/%s" % k, state[k]))
+            all_keys = [k for k, _o in all_items]
+            app.list_cache = (ckey, all_items, all_keys)
+        items = all_items[bisect.bisect_left(all_keys, start):] if start else all_items
         meta = {"resourceVersion": str(list_rv)}
         page = items
         if limit and len(items) > limit:

@@ -254,7 +254,7 @@ CTL=""
 api_up() {
 	bash "$TOP/tests/apiserver/mkcerts.sh" "$PKI" >/dev/null 2>&1 || { echo "mkcerts failed" >&2; return 1; }
 	printf 'token-%s\n' "$RUN" >"$TOKEN_FILE"
-	python3 "$TOP/tests/apiserver/fake_apiserver.py" --listen 127.0.0.1 --port 0 --control-port 0 \
+	${API_CPU:+taskset -c $API_CPU} python3 "$TOP/tests/apiserver/fake_apiserver.py" --listen 127.0.0.1 --port 0 --control-port 0 \
 		--cert "$PKI/server.crt" --key "$PKI/server.key" --client-ca "$PKI/ca.crt" \
 		--token-file "$TOKEN_FILE" --port-file "$TMP/ports.json" "$@" >"$TMP/api.out" 2>"$TMP/api.err" &
 	PIDS+=($!)
@@ -302,10 +302,10 @@ api_agent_start() {
 	local before
 	: >>"$AGENT_LOG"
 	before=$(syncs)
-	"$BPFSVC" agent --kubeconfig "$KUBECONFIG_FILE" --cgroup "$CG" --pin-path "$PIN" \
+	${AGENT_CPU:+taskset -c $AGENT_CPU} "$BPFSVC" agent --kubeconfig "$KUBECONFIG_FILE" --cgroup "$CG" --pin-path "$PIN" \
 		--node-name node1 -v "$@" 2>>"$AGENT_LOG" &
 	AGENT_PID=$!
-	wait_for "agent sync" 100 synced_past "$before"
+	wait_for "agent sync" "${SYNC_TRIES:-100}" synced_past "$before"
 }
 
 # reaches VIP PORT WANT [tries]: poll (10 ms apart) until a connect answers WANT (a regex).
