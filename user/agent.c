@@ -62,6 +62,7 @@ struct agent {
 	struct latency lat;
 	uint64_t lat_logged_ns;
 	uint64_t reap_due_ns;
+	uint64_t cred_due_ns; /* next periodic credential refresh (token file re-read) */
 	uint64_t generation;
 };
 
@@ -88,6 +89,8 @@ static void arm_timer(struct agent *a)
 
 	if (api && (!due || api < due))
 		due = api;
+	if (a->cred_due_ns && (!due || a->cred_due_ns < due))
+		due = a->cred_due_ns;
 	if (a->lat.n && (!due || a->lat_logged_ns + LATENCY_LOG_NS < due))
 		due = a->lat_logged_ns + LATENCY_LOG_NS;
 	if (due) {
@@ -417,6 +420,8 @@ static int api_setup(struct agent *a)
 	log_info("watching the API server", "server=%s config=\"%s\" node=%s", a->kcfg.server,
 		 a->kcfg.where, a->mo.node_name);
 	api_source_start(a->api, now_ns());
+	if (a->kcfg.token_file)
+		a->cred_due_ns = now_ns() + KUBE_TOKEN_REREAD_NS;
 	return 0;
 }
 
@@ -457,6 +462,14 @@ static void on_timer(struct agent *a)
 		reap(a, false);
 	if (a->api)
 		api_source_tick(a->api, now);
+	if (a->cred_due_ns && a->cred_due_ns <= now) {
+		char err[256] = "";
+
+		/* Rotated service account tokens are picked up even while no request starts. */
+		if (kube_client_refresh_cred(a->kc, now, false, err, sizeof(err)))
+			log_err("cannot refresh credentials", "error=\"%s\"", err);
+		a->cred_due_ns = now + KUBE_TOKEN_REREAD_NS;
+	}
 	if (a->lat.n && a->lat_logged_ns + LATENCY_LOG_NS <= now)
 		lat_log(a, now);
 }
