@@ -184,7 +184,19 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
 	return len;
 }
 
-static int set_tls(struct kube_client *c, CURL *e)
+static void set_client_blobs(CURL *e, char *cert, size_t cert_len, char *key, size_t key_len,
+			     unsigned int flags)
+{
+	struct curl_blob cb = { cert, cert_len, flags };
+	struct curl_blob kb = { key, key_len, flags };
+
+	curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
+	curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
+	curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+	curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+}
+
+static void set_tls(struct kube_client *c, CURL *e)
 {
 	const struct kube_config *cfg = c->cfg;
 	struct curl_blob b = { .flags = CURL_BLOB_NOCOPY };
@@ -200,30 +212,19 @@ static int set_tls(struct kube_client *c, CURL *e)
 	} else if (cfg->ca.path) {
 		curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca.path);
 	}
-	/* An exec plugin's certificate replaces the kubeconfig's. Blobs are copied by libcurl
-	 * only when asked; NOCOPY is safe because the credential outlives the transfer except on
-	 * refresh, so copy those. */
-	if (c->cred.exec_cert) {
-		struct curl_blob cb = { c->cred.exec_cert, c->cred.exec_cert_len, CURL_BLOB_COPY };
-		struct curl_blob kb = { c->cred.exec_key, c->cred.exec_key_len, CURL_BLOB_COPY };
-
-		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
-		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
-		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-	} else if (cfg->cert.data) {
-		struct curl_blob cb = { cfg->cert.data, cfg->cert.len, CURL_BLOB_NOCOPY };
-		struct curl_blob kb = { cfg->key.data, cfg->key.len, CURL_BLOB_NOCOPY };
-
-		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
-		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
-		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
-	} else if (cfg->cert.path) {
+	/* An exec plugin's certificate replaces the kubeconfig's. The plugin's may be replaced
+	 * by a refresh while a transfer runs, so libcurl copies it; the kubeconfig's lives as
+	 * long as the client. */
+	if (c->cred.exec_cert)
+		set_client_blobs(e, c->cred.exec_cert, c->cred.exec_cert_len, c->cred.exec_key,
+				 c->cred.exec_key_len, CURL_BLOB_COPY);
+	else if (cfg->cert.data)
+		set_client_blobs(e, cfg->cert.data, cfg->cert.len, cfg->key.data, cfg->key.len,
+				 CURL_BLOB_NOCOPY);
+	else if (cfg->cert.path) {
 		curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->cert.path);
 		curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->key.path);
 	}
-	return 0;
 }
 
 int kube_client_get(struct kube_client *c, const char *path_query, bool stream, kube_data_fn data,

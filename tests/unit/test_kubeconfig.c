@@ -23,6 +23,8 @@
 
 #include <jansson.h>
 
+#include "check.h"
+
 #define FIX "tests/unit/fixtures/kubeconfig-basic"
 #define CFG FIX "/config"
 #define MRG "tests/unit/fixtures/kubeconfig-merge"
@@ -33,23 +35,7 @@
 
 #define SEC 1000000000ULL
 
-static int passed, failed;
 static char tmpdir[] = "/tmp/test_kubeconfig.XXXXXX";
-
-static void __attribute__((format(printf, 2, 3))) check(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s - ", cond ? "ok" : "not ok");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	if (cond)
-		passed++;
-	else
-		failed++;
-}
 
 static char *__attribute__((format(printf, 1, 2))) xasprintf(const char *fmt, ...)
 {
@@ -1383,6 +1369,5 @@ int main(void)
 	test_exec_plugin();
 	rm_rf(tmpdir);
 
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }

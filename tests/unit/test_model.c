@@ -18,24 +18,10 @@
 #include "model.h"
 #include "source.h"
 
+#include "check.h"
+
 #define FIX "tests/unit/fixtures/"
 
-static int passed, failed;
-
-static void __attribute__((format(printf, 2, 3))) check(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s - ", cond ? "ok" : "not ok");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	if (cond)
-		passed++;
-	else
-		failed++;
-}
 
 /* ------------------------------------------------------------------ warnings */
 
@@ -757,6 +743,5 @@ int main(void)
 	test_conflict();
 	test_api();
 
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }

@@ -18,22 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
+#include "check.h"
 
-static void __attribute__((format(printf, 2, 3))) check(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s - ", cond ? "ok" : "not ok");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	if (cond)
-		passed++;
-	else
-		failed++;
-}
 
 #define SEC 1000000000ULL
 #define GRACE (2 * SEC)
@@ -3129,6 +3115,5 @@ int main(void)
 	mix_run("per-service mix with failures", 0x31415926ULL, 1000, 5);
 	equiv_run(0x5eed5eedULL, 80);
 	test_adopt_then_service();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }
