@@ -17,7 +17,7 @@ endif
 # Packages a fresh Debian 12 needs for building, testing and the demo.
 DEB_PKGS := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libmicrohttpd-dev uthash-dev \
-	iproute2 iptables nftables curl procps util-linux python3 openssl
+	iproute2 iptables nftables curl procps util-linux python3 openssl time gnuplot-nox
 
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
@@ -42,15 +42,17 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(UNIT_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all deps test unit e2e demo bench clean vmlinux asan tools
+.PHONY: all deps test unit e2e demo bench bench-full clean vmlinux asan tools
 .DEFAULT_GOAL := all
 # Keep the BPF object and skeleton: they are intermediates of every user object.
 .SECONDARY:
 
 all: $(BUILD)/bpfsvc tools
 
-tools: $(TOOL_BINS)
+tools: $(TOOL_BINS) $(BENCH_BINS)
 
 asan: $(BUILD)/asan/bpfsvc $(UNIT_BINS)
 
@@ -95,7 +97,11 @@ $(BUILD)/tools/%: tests/tools/%.c | $(BUILD)/tools
 	$(call msg,TOOL,$@)
 	$(Q)$(CC) -std=gnu11 -g -O2 $(WARN) -MMD -MP $< -o $@
 
-$(BUILD) $(BUILD)/obj $(BUILD)/asan/obj $(BUILD)/asan/tests $(BUILD)/tools:
+$(BUILD)/bench/%: bench/%.c | $(BUILD)/bench
+	$(call msg,BENCH,$@)
+	$(Q)$(CC) -std=gnu11 -D_GNU_SOURCE -g -O2 $(WARN) -MMD -MP $< -o $@ -lm
+
+$(BUILD) $(BUILD)/obj $(BUILD)/asan/obj $(BUILD)/asan/tests $(BUILD)/tools $(BUILD)/bench:
 	$(Q)mkdir -p $@
 
 # Regenerate the committed vmlinux.h from the running kernel's BTF.
@@ -114,10 +120,15 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all asan
 	$(Q)tests/run.sh all
 
-# Benchmarks (root): the agent's event-to-map latency at 100k services.
+# Benchmarks (root), bpfsvc side by side with kube-proxy's iptables and nftables rules:
+# quick (N up to 10000, under 10 minutes) and full (N up to 100000).
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)bench/event_latency.sh 100000 500
+	$(Q)bench/bench.sh --quick
+
+bench-full: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/bench.sh --full
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -126,4 +137,4 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/asan/obj/*.d $(BUILD)/asan/tests/*.d $(BUILD)/tools/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/asan/obj/*.d $(BUILD)/asan/tests/*.d $(BUILD)/tools/*.d $(BUILD)/bench/*.d)

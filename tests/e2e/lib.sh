@@ -94,16 +94,21 @@ trap cleanup EXIT
 
 cgroup2_root() { awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts; }
 
-# topo_up N: the node namespace, N pods with servers, a test cgroup, a private bpffs.
-topo_up() {
-	local n=$1 i root
+# infra_up: a private bpffs for the pins and a test cgroup for the programs.
+infra_up() {
+	local root
 	mkdir -p "$TMP/bpffs"
 	mount -t bpf bpf "$TMP/bpffs" || return 1
 	root=$(cgroup2_root)
 	[ -n "$root" ] || { echo "no cgroup2 mount" >&2; return 1; }
 	CG=$root/bpfsvc-test-$RUN
-	mkdir "$CG" || return 1
+	mkdir "$CG"
+}
 
+# topo_up N: the node namespace, N pods with servers, a test cgroup, a private bpffs.
+topo_up() {
+	local n=$1 i
+	infra_up || return 1
 	ip netns add "$NODE" || return 1
 	ip -n "$NODE" link set lo up
 	ip -n "$NODE" link add br0 type bridge
