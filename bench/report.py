@@ -15,7 +15,7 @@ ROWS = [
         ("load_s", "full load (s)"),
         ("load_wall_s", "  bpfsvc: start to programmed, incl. listing (s)"),
         ("load_rss_kb", "peak RSS of the loader (KiB)"),
-        ("kmem_kb", "kernel memory, slab+vmalloc+percpu delta (KiB)"),
+        ("kmem_kb", "kernel memory charged to the loader's memory cgroup (KiB)"),
         ("bpf_memlock_kb", "  bpfsvc: BPF map memory (KiB)"),
         ("change_p50_ms", "one endpoint change, p50 (ms)"),
         ("change_p99_ms", "one endpoint change, p99 (ms)"),
@@ -55,9 +55,10 @@ def load(path):
 
 def num(v):
     try:
-        return float(v)
+        f = float(v)
     except (TypeError, ValueError):
         return None
+    return None if f != f else f
 
 
 def fmt(v):

@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 
 #include "agent.h"
@@ -35,6 +36,8 @@
 /* Watches end after a timeoutSeconds drawn from this range, as kube-proxy's informers do. */
 #define WATCH_MIN_S 300
 #define WATCH_MAX_S 600
+/* Frontends that could not be written (map full, ENOMEM) are retried this much later. */
+#define RETRY_NS (5ULL * 1000 * 1000 * 1000)
 /* Latency histogram: bucket i counts latencies in [2^i, 2^(i+1)) microseconds. */
 #define LAT_BUCKETS 32
 
@@ -63,6 +66,8 @@ struct agent {
 	uint64_t lat_logged_ns;
 	uint64_t reap_due_ns;
 	uint64_t cred_due_ns; /* next periodic credential refresh (token file re-read) */
+	uint64_t retry_due_ns; /* a full resync retries frontends that failed to write */
+	struct stat file_st;  /* what the file was at the last read, to see real changes */
 	uint64_t generation;
 };
 
@@ -91,6 +96,8 @@ static void arm_timer(struct agent *a)
 		due = api;
 	if (a->cred_due_ns && (!due || a->cred_due_ns < due))
 		due = a->cred_due_ns;
+	if (a->retry_due_ns && (!due || a->retry_due_ns < due))
+		due = a->retry_due_ns;
 	if (a->lat.n && (!due || a->lat_logged_ns + LATENCY_LOG_NS < due))
 		due = a->lat_logged_ns + LATENCY_LOG_NS;
 	if (due) {
@@ -120,8 +127,11 @@ static void log_sync(struct agent *a, const char *why, const struct sync_result 
 		 (unsigned long long)a->generation, why, a->sync.n, res->added, res->updated,
 		 res->removed, res->unchanged, res->failed, (unsigned long long)res->writes,
 		 (unsigned long long)(build_ns / 1000), (unsigned long long)(sync_ns / 1000));
-	if (res->failed)
-		log_err("some frontends could not be written", "failed=%u (map full?)", res->failed);
+	if (res->failed) {
+		log_err("some frontends could not be written, retrying", "failed=%u (map full?)",
+			res->failed);
+		a->retry_due_ns = now_ns() + RETRY_NS;
+	}
 }
 
 /* Bring the maps to the state of all of objs. */
@@ -157,6 +167,7 @@ static int file_reload(struct agent *a, const char *why)
 	uint64_t t0 = now_ns();
 	int ret;
 
+	stat(a->o->from_file, &a->file_st);
 	ret = source_file_load(a->o->from_file, &objs, err, sizeof(err));
 	if (ret) {
 		log_err("cannot read objects, keeping the current state", "file=%s error=\"%s\"",
@@ -184,28 +195,27 @@ static int watch_file(struct agent *a)
 		a->base = a->o->from_file;
 	}
 	/* Watch the directory: editors and `kubectl ... > f.tmp && mv` replace the file, which
-	 * a watch on the file itself would lose. */
-	a->ino_wd = inotify_add_watch(a->inofd, a->dir, IN_CLOSE_WRITE | IN_MOVED_TO);
+	 * a watch on the file itself would lose; a ConfigMap volume swaps a symlink
+	 * (..data) whose name is not the file's. */
+	a->ino_wd = inotify_add_watch(a->inofd, a->dir,
+				      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
 	return a->ino_wd < 0 ? -errno : 0;
 }
 
-/* True if the pending inotify events name our file. */
+/* Drain inotify; true if the file (followed through symlinks) is not what was last read. */
 static bool file_changed(struct agent *a)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool hit = false;
-	ssize_t len;
+	struct stat st;
+	bool any = false;
 
-	while ((len = read(a->inofd, buf, sizeof(buf))) > 0) {
-		for (char *p = buf; p < buf + len;) {
-			struct inotify_event *ev = (struct inotify_event *)p;
-
-			if (ev->len && !strcmp(ev->name, a->base))
-				hit = true;
-			p += sizeof(*ev) + ev->len;
-		}
-	}
-	return hit;
+	while (read(a->inofd, buf, sizeof(buf)) > 0)
+		any = true;
+	if (!any || stat(a->o->from_file, &st))
+		return false;
+	return st.st_ino != a->file_st.st_ino || st.st_dev != a->file_st.st_dev ||
+	       st.st_size != a->file_st.st_size || st.st_mtim.tv_sec != a->file_st.st_mtim.tv_sec ||
+	       st.st_mtim.tv_nsec != a->file_st.st_mtim.tv_nsec;
 }
 
 /* ---- API source ---- */
@@ -352,8 +362,11 @@ static void api_batch_end(void *arg, uint64_t recv_ns)
 		  "services=%zu added=%u updated=%u removed=%u failed=%u writes=%llu latency_us=%llu",
 		  n, total.added, total.updated, total.removed, total.failed,
 		  (unsigned long long)total.writes, (unsigned long long)((done - recv_ns) / 1000));
-	if (total.failed)
-		log_err("some frontends could not be written", "failed=%u (map full?)", total.failed);
+	if (total.failed) {
+		log_err("some frontends could not be written, retrying", "failed=%u (map full?)",
+			total.failed);
+		a->retry_due_ns = done + RETRY_NS;
+	}
 	reap(a, false);
 }
 
@@ -373,12 +386,20 @@ static int api_config(struct agent *a)
 	char err[512] = "";
 	int ret;
 
-	if (a->o->kubeconfig)
+	if (a->o->kubeconfig) {
 		ret = kubeconfig_load(a->o->kubeconfig, a->o->context, &a->kcfg, err, sizeof(err));
-	else
+	} else if (a->o->api_server) {
+		/* Without kube-proxy the kubernetes Service VIP works only once bpfsvc has
+		 * programmed it: a freshly booted node must reach the API server directly. */
+		ret = kubeconfig_in_cluster("-", "-", sa ? sa : KUBE_SA_DIR_DEFAULT, &a->kcfg, err,
+					    sizeof(err));
+		if (!ret)
+			ret = kubeconfig_set_server(&a->kcfg, a->o->api_server);
+	} else {
 		ret = kubeconfig_in_cluster(getenv("KUBERNETES_SERVICE_HOST"),
 					    getenv("KUBERNETES_SERVICE_PORT"),
 					    sa ? sa : KUBE_SA_DIR_DEFAULT, &a->kcfg, err, sizeof(err));
+	}
 	if (ret) {
 		log_err("cannot configure the API client", "error=\"%s\"", err);
 		return ret;
@@ -401,7 +422,7 @@ static int api_setup(struct agent *a)
 		.report = api_report,
 	};
 	struct kube_client_opts ko = { a->o->request_timeout_s, a->o->watch_idle_timeout_s };
-	struct api_source_opts ao = { WATCH_MIN_S, WATCH_MAX_S };
+	struct api_source_opts ao = { WATCH_MIN_S, WATCH_MAX_S, a->o->backoff_max_s };
 	char err[512] = "";
 	int ret;
 
@@ -472,6 +493,14 @@ static void on_timer(struct agent *a)
 	}
 	if (a->lat.n && a->lat_logged_ns + LATENCY_LOG_NS <= now)
 		lat_log(a, now);
+	if (a->retry_due_ns && a->retry_due_ns <= now) {
+		/* A full diff writes only what is still missing. */
+		a->retry_due_ns = 0;
+		if (a->api && api_source_synced(a->api))
+			api_resynced(a);
+		else if (!a->api)
+			file_reload(a, "retry");
+	}
 }
 
 static int loop(struct agent *a)

@@ -8,12 +8,14 @@ struct agent_opts {
 	const char *from_file;	/* Kubernetes objects, JSON or YAML; NULL: watch the API server */
 	const char *kubeconfig; /* colon-separated list as $KUBECONFIG; NULL: in-cluster */
 	const char *context;
+	const char *api_server; /* in-cluster: this URL instead of KUBERNETES_SERVICE_HOST/PORT */
 	const char *node_name;
 	const char *cgroup;
 	const char *pin_path;
 	uint32_t max_frontends, max_services, max_slots, max_revnat; /* 0: pinned or default */
 	long request_timeout_s;		/* one list page */
 	long watch_idle_timeout_s;	/* a silent watch is dead after this */
+	unsigned backoff_max_s;		/* API retry delays double up to this */
 };
 
 /* Run until SIGINT/SIGTERM. Returns 0 or a negative errno (already logged). */

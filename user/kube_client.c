@@ -162,6 +162,25 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 	return r->data(r->arg, status, ptr, size * nmemb) ? 0 : size * nmemb;
 }
 
+/* Retry-After in delta-seconds, clamped to [1, 60]; an HTTP date or junk counts as absent
+ * (-1), so the caller's own backoff applies rather than a hot retry. */
+static long parse_retry_after(const char *s)
+{
+	char *end;
+	long v;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	v = strtol(s, &end, 10);
+	if (end == s)
+		return -1;
+	while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+		end++;
+	if (*end)
+		return -1;
+	return v < 1 ? 1 : v > 60 ? 60 : v;
+}
+
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
 {
 	struct kube_req *r = userp;
@@ -176,55 +195,51 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
 			n = sizeof(tmp) - 1;
 		memcpy(tmp, buf + sizeof(name) - 1, n);
 		tmp[n] = 0;
-		/* Only the delta-seconds form; an HTTP date is treated as absent. */
-		r->retry_after = strtol(tmp, NULL, 10);
-		if (r->retry_after < 0)
-			r->retry_after = -1;
+		r->retry_after = parse_retry_after(tmp);
 	}
 	return len;
 }
 
-static void set_client_blobs(CURL *e, char *cert, size_t cert_len, char *key, size_t key_len,
-			     unsigned int flags)
+/* One PEM item (certificate or key) from a path or from memory; each independently, as a
+ * kubeconfig may give a certificate file with inline key data or the reverse. */
+static void set_pem(CURL *e, CURLoption blob_opt, CURLoption path_opt, const char *path,
+		    char *data, size_t len, unsigned int flags)
 {
-	struct curl_blob cb = { cert, cert_len, flags };
-	struct curl_blob kb = { key, key_len, flags };
+	struct curl_blob b = { data, len, flags };
 
-	curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cb);
-	curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
-	curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-	curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	if (data)
+		curl_easy_setopt(e, blob_opt, &b);
+	else if (path)
+		curl_easy_setopt(e, path_opt, path);
 }
 
 static void set_tls(struct kube_client *c, CURL *e)
 {
 	const struct kube_config *cfg = c->cfg;
-	struct curl_blob b = { .flags = CURL_BLOB_NOCOPY };
+	const struct kube_cred *cr = &c->cred;
 
 	if (cfg->insecure) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
-	if (cfg->ca.data) {
-		b.data = cfg->ca.data;
-		b.len = cfg->ca.len;
-		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &b);
-	} else if (cfg->ca.path) {
-		curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca.path);
-	}
+	set_pem(e, CURLOPT_CAINFO_BLOB, CURLOPT_CAINFO, cfg->ca.path, cfg->ca.data, cfg->ca.len,
+		CURL_BLOB_NOCOPY);
+	curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+	curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
 	/* An exec plugin's certificate replaces the kubeconfig's. The plugin's may be replaced
 	 * by a refresh while a transfer runs, so libcurl copies it; the kubeconfig's lives as
 	 * long as the client. */
-	if (c->cred.exec_cert)
-		set_client_blobs(e, c->cred.exec_cert, c->cred.exec_cert_len, c->cred.exec_key,
-				 c->cred.exec_key_len, CURL_BLOB_COPY);
-	else if (cfg->cert.data)
-		set_client_blobs(e, cfg->cert.data, cfg->cert.len, cfg->key.data, cfg->key.len,
-				 CURL_BLOB_NOCOPY);
-	else if (cfg->cert.path) {
-		curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->cert.path);
-		curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->key.path);
+	if (cr->exec_cert) {
+		set_pem(e, CURLOPT_SSLCERT_BLOB, CURLOPT_SSLCERT, NULL, cr->exec_cert,
+			cr->exec_cert_len, CURL_BLOB_COPY);
+		set_pem(e, CURLOPT_SSLKEY_BLOB, CURLOPT_SSLKEY, NULL, cr->exec_key,
+			cr->exec_key_len, CURL_BLOB_COPY);
+		return;
 	}
+	set_pem(e, CURLOPT_SSLCERT_BLOB, CURLOPT_SSLCERT, cfg->cert.path, cfg->cert.data,
+		cfg->cert.len, CURL_BLOB_NOCOPY);
+	set_pem(e, CURLOPT_SSLKEY_BLOB, CURLOPT_SSLKEY, cfg->key.path, cfg->key.data, cfg->key.len,
+		CURL_BLOB_NOCOPY);
 }
 
 int kube_client_get(struct kube_client *c, const char *path_query, bool stream, kube_data_fn data,

@@ -227,6 +227,8 @@ static char **exec_env(const struct kube_config *cfg)
 static int run_exec(const struct kube_config *cfg, char **out, char *err, size_t errlen)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, deflt;
 	char **env = NULL, *buf = NULL;
 	size_t len = 0, cap = 0;
 	int pipefd[2] = { -1, -1 }, status = 0, ret;
@@ -243,7 +245,21 @@ static int run_exec(const struct kube_config *cfg, char **out, char *err, size_t
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	ret = -posix_spawnp(&pid, cfg->exec->command, &fa, NULL, cfg->exec->argv, env);
+	/* Nothing of ours leaks into the plugin: not the API connections (libcurl's sockets
+	 * are not close-on-exec), not our blocked signals or ignored SIGPIPE. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigemptyset(&deflt);
+	sigaddset(&deflt, SIGPIPE);
+	sigaddset(&deflt, SIGHUP);
+	sigaddset(&deflt, SIGINT);
+	sigaddset(&deflt, SIGTERM);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &deflt);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	ret = -posix_spawnp(&pid, cfg->exec->command, &fa, &attr, cfg->exec->argv, env);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pipefd[1]);
 	pipefd[1] = -1;

@@ -477,3 +477,16 @@ cleanup:
 		kube_config_free(out);
 	return ret;
 }
+
+int kubeconfig_set_server(struct kube_config *c, const char *url)
+{
+	char *s = strdup(url);
+
+	if (!s)
+		return -ENOMEM;
+	for (char *e = s + strlen(s); e > s + 8 && e[-1] == '/';)
+		*--e = 0;
+	free(c->server);
+	c->server = s;
+	return 0;
+}

@@ -54,6 +54,9 @@ int kubeconfig_load(const char *paths, const char *context, struct kube_config *
 int kubeconfig_in_cluster(const char *host, const char *port, const char *sa_dir,
 			  struct kube_config *out, char *err, size_t errlen);
 
+/* Replace the server URL (in-cluster with --api-server). */
+int kubeconfig_set_server(struct kube_config *c, const char *url);
+
 void kube_config_free(struct kube_config *c);
 
 /* Decode base64 (whitespace ignored). Returns 0 or -EINVAL. *out is NUL-terminated. */

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* bpfsvc: one binary, subcommands. Only this level prints errors for the user. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -40,11 +41,14 @@ static const char agent_usage[] =
 	"  --kubeconfig PATH     kubeconfig (default $KUBECONFIG; without either, in-cluster:\n"
 	"                        KUBERNETES_SERVICE_HOST/PORT and the service account token)\n"
 	"  --context NAME        kubeconfig context (default: current-context)\n"
+	"  --api-server URL      in-cluster: reach the API server here, not through the\n"
+	"                        kubernetes Service VIP (which only bpfsvc itself translates)\n"
 	"  --from-file FILE      Kubernetes List of Services and EndpointSlices (JSON or YAML,\n"
 	"                        as 'kubectl get services,endpointslices -A -o json' prints);\n"
 	"                        re-read on SIGHUP and when the file changes\n"
 	"  --request-timeout S   limit for one list request (default 60)\n"
 	"  --watch-idle-timeout S  a watch silent this long is reconnected (default 90)\n"
+	"  --api-backoff-max S   API retries back off from 0.8 s doubling up to S (default 30)\n"
 	"  --node-name NAME      this node, for internalTrafficPolicy: Local (default: hostname)\n"
 	"  --cgroup PATH         cgroup v2 to attach to (default: the cgroup v2 root)\n"
 	"  --pin-path DIR        bpffs directory for maps and links (default " BPFSVC_DEFAULT_PIN_PATH ")\n"
@@ -83,11 +87,13 @@ static int parse_u32(const char *s, uint32_t min, uint32_t *out)
 static int cmd_agent(int argc, char **argv)
 {
 	enum { O_FILE = 1, O_NODE, O_CGROUP, O_PIN, O_MAXSVC, O_MAXBE, O_MAXSOCK, O_HELP,
-	       O_KUBECONFIG, O_CONTEXT, O_REQ_TIMEOUT, O_IDLE_TIMEOUT };
+	       O_KUBECONFIG, O_CONTEXT, O_REQ_TIMEOUT, O_IDLE_TIMEOUT, O_API_SERVER, O_BACKOFF };
 	static const struct option opts[] = {
 		{ "from-file", required_argument, NULL, O_FILE },
 		{ "kubeconfig", required_argument, NULL, O_KUBECONFIG },
 		{ "context", required_argument, NULL, O_CONTEXT },
+		{ "api-server", required_argument, NULL, O_API_SERVER },
+		{ "api-backoff-max", required_argument, NULL, O_BACKOFF },
 		{ "request-timeout", required_argument, NULL, O_REQ_TIMEOUT },
 		{ "watch-idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
 		{ "node-name", required_argument, NULL, O_NODE },
@@ -102,7 +108,8 @@ static int cmd_agent(int argc, char **argv)
 	};
 	struct agent_opts o = { .pin_path = BPFSVC_DEFAULT_PIN_PATH,
 				.request_timeout_s = 60,
-				.watch_idle_timeout_s = 90 };
+				.watch_idle_timeout_s = 90,
+				.backoff_max_s = 30 };
 	char host[HOST_NAME_MAX + 1], cg[PATH_MAX];
 	uint32_t n;
 	int c;
@@ -118,15 +125,24 @@ static int cmd_agent(int argc, char **argv)
 		case O_CONTEXT:
 			o.context = optarg;
 			break;
+		case O_API_SERVER:
+			if (strncmp(optarg, "https://", 8))
+				return usage_error(agent_usage, "--api-server \"%s\" must be an https:// URL",
+						   optarg);
+			o.api_server = optarg;
+			break;
 		case O_REQ_TIMEOUT:
 		case O_IDLE_TIMEOUT:
+		case O_BACKOFF:
 			if (parse_u32(optarg, 1, &n) || n > 86400)
-				return usage_error(agent_usage, "bad timeout \"%s\" (1..86400 s)",
+				return usage_error(agent_usage, "bad number of seconds \"%s\" (1..86400)",
 						   optarg);
 			if (c == O_REQ_TIMEOUT)
 				o.request_timeout_s = n;
-			else
+			else if (c == O_IDLE_TIMEOUT)
 				o.watch_idle_timeout_s = n;
+			else
+				o.backoff_max_s = n;
 			break;
 		case O_NODE:
 			o.node_name = optarg;
@@ -171,12 +187,18 @@ static int cmd_agent(int argc, char **argv)
 
 		o.kubeconfig = env && *env ? env : NULL;
 	}
+	if (o.api_server && (o.kubeconfig || o.from_file))
+		return usage_error(agent_usage, "%s", "--api-server is for the in-cluster config only");
 	if (o.context && !o.kubeconfig)
 		return usage_error(agent_usage, "%s", "--context needs a kubeconfig");
 	if (!o.node_name) {
 		if (gethostname(host, sizeof(host)))
 			snprintf(host, sizeof(host), "localhost");
 		host[sizeof(host) - 1] = 0;
+		/* Node names are lowercase; kube-proxy lowercases the hostname too, or every
+		 * internalTrafficPolicy: Local service would look remote. */
+		for (char *p = host; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
 		o.node_name = host;
 	}
 	if (!o.cgroup) {

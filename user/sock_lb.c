@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -24,6 +25,7 @@
 struct datapath {
 	struct sock_lb_bpf *skel;
 	struct pinned_maps maps;
+	int lock_fd; /* the pin directory, flock()ed: one agent per pin path */
 };
 
 /* The programs, and the name their link is pinned under. */
@@ -200,9 +202,20 @@ int datapath_open(const char *pin_path, const char *cgroup, const struct map_siz
 	dp = calloc(1, sizeof(*dp));
 	if (!dp)
 		return -ENOMEM;
+	dp->lock_fd = -1;
 	ret = ensure_bpffs(pin_path, err, errlen);
 	if (ret)
 		goto cleanup;
+	/* Two agents on one pin path would hand out the same set and service ids: one
+	 * Service's VIP could land on another's pods. The lock dies with the process. */
+	dp->lock_fd = open(pin_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dp->lock_fd < 0 || flock(dp->lock_fd, LOCK_EX | LOCK_NB)) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", pin_path,
+			 errno == EWOULDBLOCK ? "another bpfsvc agent is running on this pin path"
+					      : strerror(errno));
+		goto cleanup;
+	}
 	dp->skel = sock_lb_bpf__open_opts(&oo);
 	if (!dp->skel) {
 		ret = -errno;
@@ -257,6 +270,8 @@ void datapath_close(struct datapath *dp)
 {
 	if (!dp)
 		return;
+	if (dp->lock_fd >= 0)
+		close(dp->lock_fd);
 	sock_lb_bpf__destroy(dp->skel);
 	free(dp);
 }

@@ -19,9 +19,13 @@
 
 #define NS_PER_S 1000000000ULL
 #define BACKOFF_MIN_NS (800ULL * 1000000)
-#define BACKOFF_MAX_NS (30ULL * NS_PER_S)
 /* A resource that has not failed for this long starts again from the smallest backoff. */
 #define BACKOFF_RESET_NS (120ULL * NS_PER_S)
+/* "namespace/name": a DNS label, a slash, a DNS subdomain (253), the terminator. */
+#define API_KEY_LEN 320
+/* A watch that ends this soon without a single event counts as a failure (a server that
+ * closes every watch at once must not be hammered). */
+#define WATCH_SHORT_NS (1ULL * NS_PER_S)
 /* A watch event or list page larger than this is not an API object we want. */
 #define MAX_BODY (256u << 20)
 
@@ -48,6 +52,8 @@ struct res {
 	uint64_t backoff_ns;
 	uint64_t last_fail_ns;
 	uint64_t recv_ns;	/* when the current read arrived */
+	uint64_t started_ns;	/* when the current request started */
+	uint64_t events;	/* watch events received on the current watch */
 };
 
 struct api_source {
@@ -114,7 +120,7 @@ static void slice_owner(json_t *slice, char *buf, size_t len)
 
 static void index_del(struct api_source *s, json_t *slice, const char *key)
 {
-	char owner[256];
+	char owner[API_KEY_LEN];
 	json_t *set;
 
 	slice_owner(slice, owner, sizeof(owner));
@@ -130,7 +136,7 @@ static void index_del(struct api_source *s, json_t *slice, const char *key)
 
 static int index_add(struct api_source *s, json_t *slice, const char *key)
 {
-	char owner[256];
+	char owner[API_KEY_LEN];
 	json_t *set;
 
 	slice_owner(slice, owner, sizeof(owner));
@@ -168,11 +174,23 @@ static int rebuild_index(struct api_source *s)
 	return err;
 }
 
+/* Keep what the model reads: managedFields, annotations (last-applied copies of the whole
+ * object) and status can be most of an object's size, times 100k services. */
+static void slim(json_t *obj)
+{
+	json_t *md = json_object_get(obj, "metadata");
+
+	json_object_del(md, "managedFields");
+	json_object_del(md, "annotations");
+	json_object_del(md, "ownerReferences");
+	json_object_del(obj, "status");
+}
+
 /* Apply one object change to a resource's store (and the slice index). */
 static int store_put(struct res *r, json_t *obj, bool deleted)
 {
 	struct api_source *s = r->s;
-	char key[256];
+	char key[API_KEY_LEN];
 	json_t *old;
 	int err;
 
@@ -180,6 +198,7 @@ static int store_put(struct res *r, json_t *obj, bool deleted)
 		return -EINVAL;
 	if (!json_object_get(obj, "kind"))
 		json_object_set_new(obj, "kind", json_string(r->kind));
+	slim(obj);
 	old = json_object_get(r->store, key);
 	if (r == &s->slc && old)
 		index_del(s, old, key);
@@ -230,10 +249,20 @@ static int buf_add(struct res *r, const char *p, size_t n)
 
 static void start(struct res *r, enum res_state what, uint64_t now_ns);
 
+/* Forget a list in progress: the next list starts from the first page. */
+static void restart_list(struct res *r)
+{
+	r->rv[0] = 0;
+	free(r->cont);
+	r->cont = NULL;
+	json_decref(r->listing);
+	r->listing = NULL;
+}
+
 /* Back off before doing `what` again; retry_after_s >= 0 overrides the computed delay. */
 static void fail(struct res *r, enum res_state what, long retry_after_s, uint64_t now_ns)
 {
-	uint64_t wait;
+	uint64_t wait, max;
 
 	if (!r->backoff_ns || now_ns - r->last_fail_ns > BACKOFF_RESET_NS)
 		r->backoff_ns = BACKOFF_MIN_NS;
@@ -241,7 +270,8 @@ static void fail(struct res *r, enum res_state what, long retry_after_s, uint64_
 	wait = r->backoff_ns * 3 / 4 + (uint64_t)((double)r->backoff_ns / 2 * (rand() / (RAND_MAX + 1.0)));
 	if (retry_after_s >= 0)
 		wait = (uint64_t)retry_after_s * NS_PER_S;
-	r->backoff_ns = r->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : r->backoff_ns * 2;
+	max = (uint64_t)r->s->o.backoff_max_s * NS_PER_S;
+	r->backoff_ns = r->backoff_ns * 2 > max ? max : r->backoff_ns * 2;
 	r->last_fail_ns = now_ns;
 	r->state = RS_WAIT;
 	r->after_wait = what;
@@ -275,9 +305,10 @@ static bool http_error(struct res *r, const struct kube_result *res, enum res_st
 		"resource=%s op=%s status=%ld message=\"%s\"", r->name,
 		what == RS_LIST ? "list" : "watch", res->status, msg);
 	if (res->status == 410) {
-		/* Expired continue token or resourceVersion: start over with a fresh list. */
-		r->rv[0] = 0;
-		start(r, RS_LIST, now);
+		/* Expired continue token or resourceVersion: a fresh list from the start, after
+		 * the backoff (a cluster too busy to page its list in time must not be hammered). */
+		restart_list(r);
+		fail(r, RS_LIST, -1, now);
 		return true;
 	}
 	if (res->status == 401 &&
@@ -346,12 +377,13 @@ static void list_done(void *arg, const struct kube_result *res)
 		goto cleanup;
 	}
 	json_array_foreach(items, i, it) {
-		char key[256];
+		char key[API_KEY_LEN];
 
 		if (obj_key(it, key, sizeof(key)))
 			continue;
 		if (!json_object_get(it, "kind"))
 			json_object_set_new(it, "kind", json_string(r->kind));
+		slim(it);
 		json_object_set(r->listing, key, it);
 	}
 	/* The first page's resourceVersion is the list's: later pages repeat it. */
@@ -405,6 +437,7 @@ static int watch_line(struct res *r, const char *line, size_t n)
 		goto cleanup;
 	}
 	rv = meta(obj, "resourceVersion");
+	r->events++;
 	if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))
 		ret = store_put(r, obj, false);
 	else if (!strcmp(type, "DELETED"))
@@ -459,8 +492,8 @@ static void watch_done(void *arg, const struct kube_result *res)
 
 	r->req = NULL;
 	if (r->relist) {
-		r->rv[0] = 0;
-		start(r, RS_LIST, now);
+		restart_list(r);
+		fail(r, RS_LIST, -1, now);
 		return;
 	}
 	if (res->status && res->status != 200) {
@@ -471,6 +504,12 @@ static void watch_done(void *arg, const struct kube_result *res)
 		if (!r->bad_stream)
 			reportf(r->s, API_WARN, "watch broken, resuming", "resource=%s error=\"%s\"",
 				r->name, res->error);
+		fail(r, RS_WATCH, -1, now);
+		return;
+	}
+	if (!r->events && now - r->started_ns < WATCH_SHORT_NS) {
+		reportf(r->s, API_WARN, "watch ended at once, resuming later", "resource=%s",
+			r->name);
 		fail(r, RS_WATCH, -1, now);
 		return;
 	}
@@ -494,6 +533,8 @@ static void start(struct res *r, enum res_state what, uint64_t now_ns)
 
 	buf_reset(r);
 	r->relist = r->bad_stream = false;
+	r->events = 0;
+	r->started_ns = now_ns;
 	if (kube_client_refresh_cred(s->kc, now_ns, false, err, sizeof(err)))
 		reportf(s, API_ERR, "cannot refresh credentials", "error=\"%s\"", err);
 	if (!sel)

@@ -32,6 +32,7 @@ struct api_source_cbs {
 
 struct api_source_opts {
 	unsigned watch_min_s, watch_max_s; /* timeoutSeconds drawn from this range */
+	unsigned backoff_max_s;		   /* retry delays double from 0.8 s up to this */
 };
 
 struct api_source;

@@ -27,6 +27,7 @@ CG=""
 AGENT_PID=""
 PIDS=()
 PODS=()
+EXTRA_CGROUPS=() # other cgroups this run made (e.g. a memory cgroup), removed on exit
 PASSED=0
 FAILED=0
 
@@ -76,7 +77,7 @@ finish() {
 }
 
 cleanup() {
-	local pid ns
+	local pid ns cg
 	set +e
 	for pid in "${PIDS[@]}" $AGENT_PID; do kill "$pid" 2>/dev/null; done
 	for pid in "${PIDS[@]}" $AGENT_PID; do wait "$pid" 2>/dev/null; done
@@ -88,6 +89,7 @@ cleanup() {
 		for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$CG" 2>/dev/null && break; sleep 0.1; done
 	fi
 	for ns in "${PODS[@]}" "$NODE"; do ip netns del "$ns" 2>/dev/null; done
+	for cg in "${EXTRA_CGROUPS[@]}"; do rmdir "$cg" 2>/dev/null; done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -307,7 +309,11 @@ api_agent_start() {
 	local before
 	: >>"$AGENT_LOG"
 	before=$(syncs)
-	${AGENT_CPU:+taskset -c $AGENT_CPU} "$BPFSVC" agent --kubeconfig "$KUBECONFIG_FILE" --cgroup "$CG" --pin-path "$PIN" \
+	local wrap=()
+	# Benchmarks: charge the agent to a memory cgroup, pin it to a CPU.
+	[ -n "${AGENT_MEMCG:-}" ] && wrap=(sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$AGENT_MEMCG")
+	[ -n "${AGENT_CPU:-}" ] && wrap+=(taskset -c "$AGENT_CPU")
+	"${wrap[@]}" "$BPFSVC" agent --kubeconfig "$KUBECONFIG_FILE" --cgroup "$CG" --pin-path "$PIN" \
 		--node-name node1 -v "$@" 2>>"$AGENT_LOG" &
 	AGENT_PID=$!
 	wait_for "agent sync" "${SYNC_TRIES:-100}" synced_past "$before"

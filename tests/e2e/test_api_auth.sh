@@ -94,6 +94,20 @@ check "in-cluster config: logged as such" grep -q 'config="in-cluster"' "$AGENT_
 check "in-cluster config: token auth" test "$(reqlog "$mark" | grep -vc ' auth=token ')" -eq 0
 agent_stop
 
+# In-cluster on a node without kube-proxy: KUBERNETES_SERVICE_HOST is the kubernetes
+# Service VIP, unreachable until programmed; --api-server names the real endpoint.
+mark=$(api_last_id)
+before=$(syncs)
+env -u KUBECONFIG KUBERNETES_SERVICE_HOST=10.96.0.1 KUBERNETES_SERVICE_PORT=443 \
+	BPFSVC_SERVICEACCOUNT_DIR="$TMP/sa" \
+	"$BPFSVC" agent --api-server "https://127.0.0.1:$API_PORT/" --cgroup "$CG" --pin-path "$PIN" \
+	--node-name node1 2>>"$AGENT_LOG" &
+AGENT_PID=$!
+check "in-cluster with --api-server: synced" wait_for "in-cluster sync" 100 synced_past "$before"
+check "in-cluster with --api-server: the service account token was used" \
+	test "$(reqlog "$mark" | grep -c ' auth=token ')" -ge 2
+agent_stop
+
 # TLS is verified: a CA that did not sign the server's certificate fails, and says so.
 bash "$TOP/tests/apiserver/mkcerts.sh" "$TMP/otherpki" >/dev/null 2>&1
 kubeconfig_write "    tokenFile: token"

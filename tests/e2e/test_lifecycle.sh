@@ -85,6 +85,10 @@ items:
 YAML
 mv "$OBJS.tmp" "$OBJS"
 agent_start || { not_ok "agent restart"; cat "$AGENT_LOG"; finish; exit 1; }
+"$BPFSVC" agent --from-file "$OBJS" --cgroup "$CG" --pin-path "$PIN" 2>"$TMP/second.err"
+check "a second agent on the same pin path refuses to start" \
+	test $? -eq 1 -a "$(grep -c 'another bpfsvc agent is running on this pin path' "$TMP/second.err")" -eq 1
+check "  and the first one still serves" grep -Eq '^pod[12]:8080$' <<<"$(probe tcp 10.96.0.10 80)"
 check "restarted agent adopts the pinned state" grep -q 'msg="datapath ready".*adopted_frontends=3 gc_slots=0' "$AGENT_LOG"
 check "restarted agent on the same objects (as YAML) writes nothing" grep -q 'reason=start frontends=3 added=0 updated=0 removed=0 unchanged=3 failed=0 writes=0' <<<"$(last_sync)"
 check "  and serves" grep -Eq '^pod[12]:8080$' <<<"$(probe tcp 10.96.0.10 80)"
