@@ -88,6 +88,9 @@ def tables(header, data, sizes):
             out.append("| **%s** | | | |" % title)
             for key, label in rows:
                 vals = [data.get((mo, n, key)) for mo in MODES]
+                if key.startswith("change_p"):
+                    vals = ["> budget" if data.get((mo, n, "change_status")) == "over_budget"
+                            else v for mo, v in zip(MODES, vals)]
                 if all(v is None for v in vals):
                     continue
                 out.append("| %s | %s |" % (label, " | ".join(fmt(v) for v in vals)))

@@ -191,7 +191,14 @@ iptables)
 	for ((r = 0; r < runs; r++)); do
 		f=$DATA/iptables-change.rules
 		[ $((r % 2)) -eq 1 ] && f=$DATA/iptables.rules
-		timed "$BUDGET" "$TMP/chg.time" ip netns exec "$NODE" iptables-restore --noflush "$f" || break
+		timed "$BUDGET" "$TMP/chg.time" ip netns exec "$NODE" iptables-restore --noflush "$f"
+		rc=$?
+		if [ "$rc" -eq 124 ]; then
+			row change_status over_budget
+			say "endpoint change over budget (${BUDGET} s)"
+			break
+		fi
+		[ "$rc" -eq 0 ] || break
 		times+=("$(cut -d' ' -f1 <"$TMP/chg.time")")
 	done
 	;;

@@ -3,7 +3,8 @@
  * Socket-level Service load balancing: at connect()/sendmsg() time a Service VIP:port is
  * rewritten to one backend, so established flows carry no per-packet NAT at all. The reverse
  * direction (UDP source addresses, getpeername()) is translated back to the VIP from a
- * per-socket memory in bpfsvc_revnat.
+ * per-socket memory: socket-local storage for connected sockets, bpfsvc_revnat (keyed by
+ * socket cookie and backend) for unconnected UDP.
  *
  * These programs only read the service maps; the agent owns them (see include/bpfsvc_abi.h).
  */
@@ -59,6 +60,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bpfsvc_revnat SEC(".maps");
 
+/* The translation of a connected socket (TCP, connected UDP), for getpeername() and replies:
+ * socket-local storage, freed with the socket, so connect churn never evicts the UDP
+ * entries of bpfsvc_revnat. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct bpfsvc_sk_peer);
+	__uint(pinning, LIBBPF_PIN_BY_NAME); /* sockets keep their entry across agent restarts */
+} bpfsvc_sk_peer SEC(".maps");
+
 /* Per-service counters; per-CPU so the hot path never contends on a cache line. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -95,6 +107,13 @@ static __always_inline bool addr_is_v4(const struct bpfsvc_addr *a)
 	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0xffff);
 }
 
+static __always_inline bool addr_eq(const struct bpfsvc_addr *a, const struct bpfsvc_addr *b)
+{
+	const __u32 *x = (const __u32 *)a->a, *y = (const __u32 *)b->a;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
 static __always_inline void stats_count(__u32 svc_id, bool rejected)
 {
 	struct bpfsvc_stats *st = bpf_map_lookup_elem(&bpfsvc_stats, &svc_id);
@@ -113,7 +132,7 @@ static __always_inline void stats_count(__u32 svc_id, bool rejected)
  * no usable backend.
  */
 static __always_inline int lb_pick(struct bpf_sock_addr *ctx, struct bpfsvc_addr *addr,
-				   __be16 *port, bool remember)
+				   __be16 *port, bool connected)
 {
 	struct bpfsvc_fe_key key = {};
 	struct bpfsvc_slot_key sk = {};
@@ -149,7 +168,19 @@ static __always_inline int lb_pick(struct bpf_sock_addr *ctx, struct bpfsvc_addr
 		return -ECONNREFUSED;
 	}
 
-	if (remember) {
+	if (connected) {
+		/* One peer per connected socket: remember it on the socket itself. */
+		struct bpfsvc_sk_peer *p = bpf_sk_storage_get(&bpfsvc_sk_peer, ctx->sk, 0,
+							      BPF_SK_STORAGE_GET_F_CREATE);
+
+		if (p) {
+			p->backend = be->addr;
+			p->backend_port = be->port;
+			p->vip = key.addr;
+			p->vip_port = key.port;
+		}
+	} else {
+		/* An unconnected UDP socket may talk to many services: key by backend. */
 		struct bpfsvc_revnat_key rk = {};
 		struct bpfsvc_revnat_val rv = {};
 
@@ -172,7 +203,14 @@ static __always_inline int lb_reverse(struct bpf_sock_addr *ctx, struct bpfsvc_a
 {
 	struct bpfsvc_revnat_key rk = {};
 	struct bpfsvc_revnat_val *rv;
+	struct bpfsvc_sk_peer *p;
 
+	p = bpf_sk_storage_get(&bpfsvc_sk_peer, ctx->sk, 0, 0);
+	if (p && p->backend_port == *port && addr_eq(&p->backend, addr)) {
+		*addr = p->vip;
+		*port = p->vip_port;
+		return 1;
+	}
 	rk.cookie = bpf_get_socket_cookie(ctx);
 	rk.addr = *addr;
 	rk.port = *port;
@@ -184,14 +222,14 @@ static __always_inline int lb_reverse(struct bpf_sock_addr *ctx, struct bpfsvc_a
 	return 1;
 }
 
-static __always_inline int fwd4(struct bpf_sock_addr *ctx)
+static __always_inline int fwd4(struct bpf_sock_addr *ctx, bool connected)
 {
 	struct bpfsvc_addr a;
 	__be16 port = (__be16)ctx->user_port;
 	int ret;
 
 	addr_from_v4(&a, ctx->user_ip4);
-	ret = lb_pick(ctx, &a, &port, true);
+	ret = lb_pick(ctx, &a, &port, connected);
 	if (ret < 0) {
 		bpf_set_retval(ret);
 		return 0;
@@ -203,7 +241,7 @@ static __always_inline int fwd4(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-static __always_inline int fwd6(struct bpf_sock_addr *ctx)
+static __always_inline int fwd6(struct bpf_sock_addr *ctx, bool connected)
 {
 	struct bpfsvc_addr a;
 	__u32 ip6[4];
@@ -216,7 +254,7 @@ static __always_inline int fwd6(struct bpf_sock_addr *ctx)
 	ip6[3] = ctx->user_ip6[3];
 	addr_from_v6(&a, ip6);
 	/* A v4-mapped destination is already in the key form of the IPv4 service. */
-	ret = lb_pick(ctx, &a, &port, true);
+	ret = lb_pick(ctx, &a, &port, connected);
 	if (ret < 0) {
 		bpf_set_retval(ret);
 		return 0;
@@ -272,25 +310,25 @@ static __always_inline int rev6(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int bpfsvc_connect4(struct bpf_sock_addr *ctx)
 {
-	return fwd4(ctx);
+	return fwd4(ctx, true);
 }
 
 SEC("cgroup/connect6")
 int bpfsvc_connect6(struct bpf_sock_addr *ctx)
 {
-	return fwd6(ctx);
+	return fwd6(ctx, true);
 }
 
 SEC("cgroup/sendmsg4")
 int bpfsvc_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return fwd4(ctx);
+	return fwd4(ctx, false);
 }
 
 SEC("cgroup/sendmsg6")
 int bpfsvc_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	return fwd6(ctx);
+	return fwd6(ctx, false);
 }
 
 SEC("cgroup/recvmsg4")

@@ -100,6 +100,15 @@ struct bpfsvc_revnat_val {
 	__u16 pad;
 };
 
+/* bpfsvc_sk_peer value (socket-local storage of a connected socket): its backend and the
+ * Service address the application asked for. */
+struct bpfsvc_sk_peer {
+	struct bpfsvc_addr backend;
+	struct bpfsvc_addr vip;
+	__be16 backend_port;
+	__be16 vip_port;
+};
+
 /* bpfsvc_stats value (per-CPU, indexed by svc_id). */
 struct bpfsvc_stats {
 	__u64 connects;	  /* connect/sendmsg translated to a backend */
@@ -115,5 +124,6 @@ _Static_assert(sizeof(struct bpfsvc_svc_info) == 152, "bpfsvc_svc_info ABI");
 _Static_assert(sizeof(struct bpfsvc_revnat_key) == 32, "bpfsvc_revnat_key ABI");
 _Static_assert(sizeof(struct bpfsvc_revnat_val) == 20, "bpfsvc_revnat_val ABI");
 _Static_assert(sizeof(struct bpfsvc_stats) == 16, "bpfsvc_stats ABI");
+_Static_assert(sizeof(struct bpfsvc_sk_peer) == 36, "bpfsvc_sk_peer ABI");
 
 #endif /* BPFSVC_ABI_H */
