@@ -182,6 +182,7 @@ def main():
         sys.exit("usage: report.py RESULTS_CSV OUTDIR")
     header, data = load(sys.argv[1])
     outdir = sys.argv[2]
+    os.makedirs(outdir, exist_ok=True)
     sizes = sorted({n for (_m, n, _k) in data})
     md = tables(header, data, sizes) + targets(data, sizes)
     made = plots(data, sizes, outdir)
