@@ -215,7 +215,7 @@ nftables)
 bpfsvc)
 	# The agent's own event-to-map time, per watch event.
 	mark=$(grep -c 'msg="events applied"' "$AGENT_LOG")
-	changes=20
+	changes=100
 	for ((r = 0; r < changes; r++)); do
 		f=$DATA/change-a.json
 		[ $((r % 2)) -eq 1 ] && f=$DATA/change-b.json
