@@ -145,6 +145,8 @@ def plots(data, sizes, outdir):
     ]
     made = []
     for name, title, series, logy in specs:
+        if all(num(data.get((s[0], n, s[1]))) is None for s in series for n in sizes):
+            continue  # nothing measured (every step over budget): no plot
         dat = os.path.join(outdir, name + ".dat")
         cols = []
         with open(dat, "w") as f:

@@ -50,12 +50,13 @@ kmem_kb() {
 # it can stand under timeout and /usr/bin/time).
 MEMCG_RUN=()
 
-# timed LIMIT OUTFILE CMD...: run CMD under /usr/bin/time; "elapsed_s maxrss_kb" in OUTFILE.
-# Returns 124 when LIMIT seconds passed first.
+# timed LIMIT OUTFILE [MEMCG_RUN...] CMD...: run CMD under /usr/bin/time; "elapsed_s
+# maxrss_kb" in OUTFILE. Returns 124 when LIMIT seconds passed first. timeout stands right
+# above CMD, so what it kills is the loader itself, not a wrapper that would leave it running.
 timed() {
 	local limit=$1 out=$2
 	shift 2
-	timeout "$limit" /usr/bin/time -f '%e %M' -o "$out" "$@"
+	"${MEMCG_RUN[@]}" /usr/bin/time -f '%e %M' -o "$out" timeout "$limit" "$@"
 }
 
 topo() {
@@ -107,9 +108,9 @@ fi
 case $MODE in
 iptables | nftables)
 	if [ "$MODE" = iptables ]; then
-		timed "$BUDGET" "$TMP/load.time" "${MEMCG_RUN[@]}" ip netns exec "$NODE" iptables-restore "$DATA/iptables.rules"
+		timed "$BUDGET" "$TMP/load.time" ip netns exec "$NODE" iptables-restore "$DATA/iptables.rules"
 	else
-		timed "$BUDGET" "$TMP/load.time" "${MEMCG_RUN[@]}" ip netns exec "$NODE" nft -f "$DATA/nft.rules"
+		timed "$BUDGET" "$TMP/load.time" ip netns exec "$NODE" nft -f "$DATA/nft.rules"
 	fi
 	rc=$?
 	if [ "$rc" -eq 124 ]; then

@@ -89,7 +89,10 @@ cleanup() {
 		for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$CG" 2>/dev/null && break; sleep 0.1; done
 	fi
 	for ns in "${PODS[@]}" "$NODE"; do ip netns del "$ns" 2>/dev/null; done
-	for cg in "${EXTRA_CGROUPS[@]}"; do rmdir "$cg" 2>/dev/null; done
+	for cg in "${EXTRA_CGROUPS[@]}"; do
+		for pid in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+		for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
+	done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
