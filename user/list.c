@@ -50,7 +50,7 @@ static int read_rows(const struct pinned_maps *m, struct row **rows, size_t *nro
 	struct bpfsvc_stats *percpu = calloc(m->ncpus, sizeof(*percpu));
 	struct bpfsvc_fe_key k, *prev = NULL;
 	struct row *v = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, w = 0;
 	int err = 0;
 
 	if (!percpu)
@@ -95,6 +95,16 @@ static int read_rows(const struct pinned_maps *m, struct row **rows, size_t *nro
 	}
 	if (n)
 		qsort(v, n, sizeof(*v), row_cmp);
+	/* get_next_key restarts from the first key when the one it stood on was deleted
+	 * meanwhile (the agent is running): drop the rows seen twice. */
+	for (size_t i = 0; i < n; i++) {
+		if (w && !memcmp(&v[i].key, &v[w - 1].key, sizeof(v[i].key))) {
+			free(v[i].be);
+			continue;
+		}
+		v[w++] = v[i];
+	}
+	n = w;
 cleanup:
 	free(percpu);
 	if (err) {
