@@ -310,6 +310,19 @@ static int op_slot_delete(void *ctx, const struct bpfsvc_slot_key *k)
 	return bpf_map_delete_elem(m->slots, k) ? -errno : 0;
 }
 
+static int op_slot_update_batch(void *ctx, const struct bpfsvc_slot_key *k,
+				const struct bpfsvc_backend *b, uint32_t n, uint32_t *done)
+{
+	const struct pinned_maps *m = ctx;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 count = n;
+	int err;
+
+	err = bpf_map_update_batch(m->slots, k, b, &count, &opts) ? -errno : 0;
+	*done = count;
+	return err;
+}
+
 static int op_svc_set(void *ctx, uint32_t id, const struct bpfsvc_svc_info *info, bool fresh)
 {
 	const struct pinned_maps *m = ctx;
@@ -334,6 +347,7 @@ const struct sync_ops datapath_sync_ops = {
 	.fe_delete = op_fe_delete,
 	.slot_update = op_slot_update,
 	.slot_delete = op_slot_delete,
+	.slot_update_batch = op_slot_update_batch,
 	.svc_set = op_svc_set,
 };
 

@@ -165,8 +165,9 @@ static uint64_t slots_delete(struct sync *s, uint32_t set_id, uint32_t count)
 static int slots_write(struct sync *s, const struct bpfsvc_backend *be, uint32_t n,
 		       uint32_t *set_id, struct sync_result *res)
 {
-	struct bpfsvc_slot_key k;
-	int err;
+	struct bpfsvc_slot_key k, *keys;
+	uint32_t done = 0;
+	int err = 0;
 
 	*set_id = 0;
 	if (!n)
@@ -174,13 +175,26 @@ static int slots_write(struct sync *s, const struct bpfsvc_backend *be, uint32_t
 	k.set_id = s->next_set_id++;
 	if (!s->next_set_id)
 		s->next_set_id = 1; /* 0 means "no set" */
-	for (k.idx = 0; k.idx < n; k.idx++) {
-		err = s->ops->slot_update(s->ctx, &k, &be[k.idx]);
-		res->writes++;
-		if (err) {
-			res->writes += slots_delete(s, k.set_id, k.idx);
-			return err;
+	keys = s->ops->slot_update_batch ? malloc(n * sizeof(*keys)) : NULL;
+	if (keys) {
+		for (uint32_t i = 0; i < n; i++)
+			keys[i] = (struct bpfsvc_slot_key){ k.set_id, i };
+		err = s->ops->slot_update_batch(s->ctx, keys, be, n, &done);
+		free(keys);
+		res->writes += done;
+	} else {
+		for (k.idx = 0; k.idx < n; k.idx++) {
+			err = s->ops->slot_update(s->ctx, &k, &be[k.idx]);
+			res->writes++;
+			if (err)
+				break;
 		}
+		done = k.idx;
+	}
+	if (err) {
+		/* Nothing of a failed set stays: no frontend names it yet. */
+		res->writes += slots_delete(s, k.set_id, done);
+		return err;
 	}
 	*set_id = k.set_id;
 	return 0;

@@ -25,6 +25,10 @@ struct sync_ops {
 	int (*slot_update)(void *ctx, const struct bpfsvc_slot_key *k,
 			   const struct bpfsvc_backend *b);
 	int (*slot_delete)(void *ctx, const struct bpfsvc_slot_key *k);
+	/* Optional: write n slots in one call; *done is how many were written (on error too).
+	 * A set is written with one call instead of one per backend. */
+	int (*slot_update_batch)(void *ctx, const struct bpfsvc_slot_key *k,
+				 const struct bpfsvc_backend *b, uint32_t n, uint32_t *done);
 	/* Write service metadata for id; fresh means a new owner, so zero its counters too. */
 	int (*svc_set)(void *ctx, uint32_t id, const struct bpfsvc_svc_info *info, bool fresh);
 };
