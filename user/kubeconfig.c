@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "fileio.h"
 #include "kubeconfig.h"
 #include "yamljson.h"
 
@@ -103,47 +104,6 @@ static char *rel_path(const char *file, const char *p)
 	if (asprintf(&out, "%.*s/%s", (int)(slash - file), file, p) < 0)
 		return NULL;
 	return out;
-}
-
-static int read_file(const char *path, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, n = 0;
-	int ret = 0;
-
-	if (!f)
-		return -errno;
-	for (;;) {
-		size_t got;
-
-		if (cap - n < 4096) {
-			char *p = realloc(buf, cap + 65536);
-
-			if (!p) {
-				ret = -ENOMEM;
-				goto cleanup;
-			}
-			buf = p;
-			cap += 65536;
-		}
-		got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		ret = -EIO;
-		goto cleanup;
-	}
-	buf[n] = 0;
-	*out = buf;
-	*len = n;
-	buf = NULL;
-cleanup:
-	free(buf);
-	fclose(f);
-	return ret;
 }
 
 /* One kubeconfig file, parsed, with the path it came from. */
@@ -288,7 +248,7 @@ static int load_files(const char *paths, struct kc_file **files, size_t *nfiles,
 		json_t *doc = NULL;
 		struct kc_file *nv;
 
-		ret = read_file(p, &buf, &len);
+		ret = read_whole_file(p, &buf, &len);
 		if (ret == -ENOENT && strchr(paths, ':')) {
 			ret = 0; /* kubectl skips missing files of a list */
 			continue;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "source.h"
 #include "yamljson.h"
 
@@ -94,40 +95,14 @@ int source_file_load(const char *path, json_t **objects, char *err, size_t errle
 {
 	char *buf = NULL;
 	size_t len = 0;
-	FILE *f = NULL, *mem = NULL;
-	char chunk[65536];
-	size_t got;
 	int ret;
 
-	f = fopen(path, "re");
-	if (!f) {
-		ret = -errno;
-		snprintf(err, errlen, "open %s: %s", path, strerror(errno));
-		goto cleanup;
+	ret = read_whole_file(path, &buf, &len);
+	if (ret) {
+		snprintf(err, errlen, "read %s: %s", path, strerror(-ret));
+		return ret;
 	}
-	mem = open_memstream(&buf, &len);
-	if (!mem) {
-		ret = -ENOMEM;
-		goto cleanup;
-	}
-	while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (fwrite(chunk, 1, got, mem) != got) {
-			ret = -ENOMEM;
-			goto cleanup;
-		}
-	if (ferror(f)) {
-		ret = -EIO;
-		snprintf(err, errlen, "read %s: I/O error", path);
-		goto cleanup;
-	}
-	fclose(mem);
-	mem = NULL;
 	ret = source_parse(buf, len, objects, err, errlen);
-cleanup:
-	if (mem)
-		fclose(mem);
-	if (f)
-		fclose(f);
 	free(buf);
 	return ret;
 }
