@@ -293,8 +293,8 @@ static void status_message(const char *body, size_t len, char *out, size_t outle
 	json_decref(st);
 }
 
-/* HTTP errors shared by lists and watches. Returns true if handled. */
-static bool http_error(struct res *r, const struct kube_result *res, enum res_state what,
+/* HTTP errors shared by lists and watches. */
+static void http_error(struct res *r, const struct kube_result *res, enum res_state what,
 		       uint64_t now)
 {
 	char msg[256];
@@ -309,13 +309,12 @@ static bool http_error(struct res *r, const struct kube_result *res, enum res_st
 		 * the backoff (a cluster too busy to page its list in time must not be hammered). */
 		restart_list(r);
 		fail(r, RS_LIST, -1, now);
-		return true;
+		return;
 	}
 	if (res->status == 401 &&
 	    kube_client_refresh_cred(r->s->kc, now, true, err, sizeof(err)))
 		reportf(r->s, API_ERR, "cannot refresh credentials", "error=\"%s\"", err);
 	fail(r, what, (res->status == 429 || res->status == 503) ? res->retry_after : -1, now);
-	return true;
 }
 
 /* ---- list ---- */

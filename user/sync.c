@@ -24,8 +24,6 @@ int sync_init(struct sync *s, const struct sync_ops *ops, void *ctx, uint32_t ma
 	return 0;
 }
 
-static void owner_unlink(struct sync *s, struct sync_fe *f);
-
 void sync_fini(struct sync *s)
 {
 	struct sync_fe *f, *tmp;
