@@ -370,13 +370,14 @@ static void api_batch_end(void *arg, uint64_t recv_ns)
 	reap(a, false);
 }
 
-static void api_report(void *arg, enum api_level lvl, const char *msg, const char *kv)
+static void __attribute__((format(printf, 4, 0)))
+api_report(void *arg, enum api_level lvl, const char *msg, const char *fmt, va_list ap)
 {
 	static const enum log_level map[] = { [API_INFO] = LOG_INFO, [API_WARN] = LOG_WARN,
 					      [API_ERR] = LOG_ERR, [API_DEBUG] = LOG_DEBUG };
 
 	(void)arg;
-	log_kv(map[lvl], msg, "%s", kv);
+	log_vkv(map[lvl], msg, fmt, ap);
 }
 
 /* Configuration errors surface before anything is attached or pinned. */

@@ -8,6 +8,7 @@
 #define BPFSVC_SOURCE_API_H
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 #include "kube_client.h"
@@ -26,8 +27,10 @@ struct api_source_cbs {
 	void (*resynced)(void *arg);
 	/* The events of one read were delivered; recv_ns is when the bytes arrived. */
 	void (*batch_end)(void *arg, uint64_t recv_ns);
-	/* Something worth a log line. kv is "key=value ..." text. */
-	void (*report)(void *arg, enum api_level lvl, const char *msg, const char *kv);
+	/* Something worth a log line: fmt/ap format the "key=value ..." pairs (values are
+	 * escaped by the logger, so pass them through as conversions, not preformatted). */
+	void (*report)(void *arg, enum api_level lvl, const char *msg, const char *fmt,
+		       va_list ap) __attribute__((format(printf, 4, 0)));
 };
 
 struct api_source_opts {
