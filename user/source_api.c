@@ -80,13 +80,11 @@ static void reportf(struct api_source *s, enum api_level lvl, const char *msg, c
 static void reportf(struct api_source *s, enum api_level lvl, const char *msg, const char *fmt,
 		    ...)
 {
-	char kv[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(kv, sizeof(kv), fmt, ap);
+	s->cbs.report(s->arg, lvl, msg, fmt, ap);
 	va_end(ap);
-	s->cbs.report(s->arg, lvl, msg, kv);
 }
 
 static const char *meta(json_t *obj, const char *key)
