@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,45 +10,84 @@
 #include "yamljson.h"
 
 /* Lists may nest (a List of Lists from concatenated kubectl output): flatten them all. */
-static int flatten(json_t *doc, json_t *out, int depth)
+#define MAX_LIST_DEPTH 8
+
+static const char *json_kind_name(const json_t *v)
 {
-	const char *kind = json_string_value(json_object_get(doc, "kind"));
-	json_t *items = json_object_get(doc, "items");
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "a bare array";
+	case JSON_STRING:
+		return "text";
+	case JSON_NULL:
+		return "nothing (null)";
+	default:
+		return "a single value";
+	}
+}
+
+static bool nonempty_string(json_t *v)
+{
+	return json_is_string(v) && json_string_length(v) > 0;
+}
+
+/*
+ * Append the objects doc stands for to out. doc must be a Kubernetes object (kind and
+ * apiVersion) or a List of them: an error page, a kubectl error line or an empty object is
+ * not "no services", it is not a source at all. Items of a typed list (ServiceList) may omit
+ * kind and apiVersion, as the API server writes them.
+ */
+static int flatten(json_t *doc, json_t *out, int depth, const char *item_kind, size_t item_klen,
+		   const char *where, char *err, size_t errlen)
+{
+	json_t *kindv = json_object_get(doc, "kind"), *items = json_object_get(doc, "items");
+	const char *kind = json_string_value(kindv);
 	size_t klen = kind ? strlen(kind) : 0;
 	json_t *it;
 	size_t i;
 
-	if (depth > 8)
+	if (depth > MAX_LIST_DEPTH) {
+		snprintf(err, errlen, "%s: lists nested more than %d deep", where, MAX_LIST_DEPTH);
 		return -EINVAL;
-	if (json_is_array(doc)) {
-		json_array_foreach(doc, i, it) {
-			int err = flatten(it, out, depth + 1);
-
-			if (err)
-				return err;
-		}
-		return 0;
 	}
-	if (!json_is_object(doc))
-		return 0;
-	if (json_is_array(items) && klen >= 4 && !strcmp(kind + klen - 4, "List")) {
-		json_array_foreach(items, i, it) {
-			int err;
-
-			/* "ServiceList" -> items are "Service" */
-			if (json_is_object(it) && !json_object_get(it, "kind") && klen > 4) {
-				json_t *k = json_stringn(kind, klen - 4);
-
-				if (!k || json_object_set_new(it, "kind", k))
-					return -ENOMEM;
-			}
-			err = flatten(it, out, depth + 1);
-			if (err)
-				return err;
-		}
-		return 0;
+	if (!json_is_object(doc)) {
+		snprintf(err, errlen, "%s is %s, not a Kubernetes object or List", where,
+			 json_kind_name(doc));
+		return -EINVAL;
 	}
-	return json_array_append(out, doc) ? -ENOMEM : 0;
+	if (!kindv && item_kind) {
+		json_t *k = json_stringn(item_kind, item_klen);
+
+		if (!k || json_object_set_new(doc, "kind", k))
+			return -ENOMEM;
+		return json_array_append(out, doc) ? -ENOMEM : 0;
+	}
+	if (!nonempty_string(kindv) || (!item_kind && !nonempty_string(json_object_get(doc, "apiVersion")))) {
+		snprintf(err, errlen, "%s has no %s, not a Kubernetes object or List", where,
+			 !nonempty_string(kindv) ? "kind" : "apiVersion");
+		return -EINVAL;
+	}
+	if (klen < 4 || strcmp(kind + klen - 4, "List"))
+		return json_array_append(out, doc) ? -ENOMEM : 0;
+	/* "items": null is how Go prints an empty list */
+	if (!json_is_array(items) && !json_is_null(items)) {
+		snprintf(err, errlen, "%s is a %s without an items list", where, kind);
+		return -EINVAL;
+	}
+	json_array_foreach(items, i, it) {
+		char sub[64];
+		int ret;
+
+		snprintf(sub, sizeof(sub), "%s item %zu", depth ? "nested" : "List", i);
+		/* "ServiceList" -> its items are "Service" */
+		ret = flatten(it, out, depth + 1, klen > 4 ? kind : NULL, klen - 4, sub, err,
+			      errlen);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 int source_parse(const char *buf, size_t len, json_t **objects, char *err, size_t errlen)
@@ -57,11 +97,18 @@ int source_parse(const char *buf, size_t len, json_t **objects, char *err, size_
 	size_t i = 0;
 	int ret;
 
-	while (i < len && strchr(" \t\r\n", buf[i]))
+	while (i < len && buf[i] && strchr(" \t\r\n", buf[i]))
 		i++;
-	/* JSON gets jansson's precise errors; anything else is YAML (a JSON superset). */
-	if (i < len && (buf[i] == '{' || buf[i] == '[')) {
-		doc = json_loadb(buf, len, 0, &jerr);
+	if (i == len) {
+		/* `kubectl ... > file` truncates first: an empty file is a failed dump */
+		snprintf(err, errlen, "%s", len ? "only whitespace" : "the file is empty");
+		ret = -EINVAL;
+		goto cleanup;
+	}
+	/* JSON gets jansson's precise errors; anything else is YAML (a JSON superset). A key
+	 * given twice is ambiguous (which one did the author mean?): reject it. */
+	if (buf[i] == '{' || buf[i] == '[') {
+		doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!doc) {
 			snprintf(err, errlen, "line %d column %d: %s", jerr.line, jerr.column,
 				 jerr.text);
@@ -78,11 +125,11 @@ int source_parse(const char *buf, size_t len, json_t **objects, char *err, size_
 		ret = -ENOMEM;
 		goto cleanup;
 	}
-	ret = flatten(doc, out, 0);
-	if (ret) {
-		snprintf(err, errlen, "%s", ret == -EINVAL ? "lists nested too deep" : strerror(-ret));
+	ret = flatten(doc, out, 0, NULL, 0, "the document", err, errlen);
+	if (ret == -ENOMEM)
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+	if (ret)
 		goto cleanup;
-	}
 	*objects = out;
 	out = NULL;
 cleanup:

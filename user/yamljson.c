@@ -26,10 +26,15 @@ _Static_assert(sizeof(json_int_t) == sizeof(int64_t), "integer range checks assu
 
 /*
  * Aliases are shared, not copied, so memory stays linear; but anything that walks the result
- * (json_dumps, our own consumers) sees the expanded tree. Cap how many nodes aliases may add so
- * a few hundred bytes of nested aliases cannot stand for billions of nodes.
+ * (json_dumps, the model, which warns once per bad object) sees the expanded tree. Cap how many
+ * nodes aliases may add so a few hundred bytes of nested aliases cannot stand for billions of
+ * nodes (or tens of thousands of log lines): beyond a free allowance, aliases may add at most
+ * ALIAS_RATIO times the nodes the document spells out, and never more than MAX_ALIAS_NODES.
+ * Manifests use anchors to share a label set or a port list, far below either bound.
  */
 #define MAX_ALIAS_NODES 1000000u
+#define ALIAS_FREE_NODES 10000u
+#define ALIAS_RATIO 10u
 
 /* Keep error messages readable when the offending scalar is huge. */
 #define ERR_SCALAR_MAX 64
@@ -40,6 +45,7 @@ struct ctx {
 	size_t len;
 	json_t *anchors;    /* anchor name -> [node, expanded weight, source text or null] */
 	size_t alias_nodes; /* nodes added by alias expansion so far */
+	size_t nodes;	    /* nodes spelled out in the text so far */
 	locale_t c_locale;  /* created on the first float */
 	char *err;
 	size_t errlen;
@@ -304,6 +310,9 @@ static int build_scalar(struct ctx *c, const yaml_event_t *ev, json_t **out)
 	int rc;
 
 	*out = NULL;
+	/* "\0" in a double-quoted scalar: C strings downstream would see "web" in "web\0evil" */
+	if (memchr(s, '\0', n))
+		return fail(c, &ev->start_mark, -EINVAL, "NUL character in a scalar");
 	if (want == WANT_STR)
 		goto string;
 	if ((want == WANT_ANY || want == WANT_NULL) && is_null(s, n)) {
@@ -490,6 +499,13 @@ static int build_mapping(struct ctx *c, unsigned int depth, json_t **out, size_t
 
 		if (merge)
 			rc = add_merge_sources(c, merges, val, &vmark);
+		else if (json_object_getn(obj, json_string_value(raw), json_string_length(raw)))
+			/* last-wins would let a later line silently redefine an object */
+			rc = fail(c, &kmark, -EINVAL, "duplicate key \"%.*s\"",
+				  (int)(json_string_length(raw) > ERR_SCALAR_MAX
+						? ERR_SCALAR_MAX
+						: json_string_length(raw)),
+				  json_string_value(raw));
 		else
 			rc = json_object_setn(obj, json_string_value(raw), json_string_length(raw), val)
 				     ? oom(c)
@@ -545,11 +561,19 @@ static int build_node(struct ctx *c, yaml_event_t *ev, unsigned int depth, json_
 			goto cleanup;
 		}
 		c->alias_nodes += w;
+		if (c->alias_nodes > ALIAS_FREE_NODES && c->alias_nodes / ALIAS_RATIO > c->nodes) {
+			rc = fail(c, &ev->start_mark, -EINVAL,
+				  "aliases expand to more than %u times the %zu nodes written out "
+				  "(%zu nodes from aliases)",
+				  ALIAS_RATIO, c->nodes, c->alias_nodes);
+			goto cleanup;
+		}
 		node = json_incref(json_array_get(entry, 0));
 		text = json_array_get(entry, 2);
 		text = json_is_string(text) ? json_incref(text) : NULL;
 		break;
 	case YAML_SCALAR_EVENT:
+		c->nodes++;
 		anchor = (const char *)ev->data.scalar.anchor;
 		rc = build_scalar(c, ev, &node);
 		if (rc)
@@ -571,6 +595,7 @@ static int build_node(struct ctx *c, yaml_event_t *ev, unsigned int depth, json_
 				  "collections nested more than %d levels deep", YAMLJSON_MAX_DEPTH);
 			goto cleanup;
 		}
+		c->nodes++;
 		if (ev->type == YAML_SEQUENCE_START_EVENT) {
 			anchor = (const char *)ev->data.sequence_start.anchor;
 			rc = build_sequence(c, depth, &node, &w);
