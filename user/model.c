@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 
 #include "addr.h"
@@ -47,6 +48,22 @@ static const char *obj_name(json_t *obj)
 	const char *n = jstr(json_object_get(obj, "metadata"), "name");
 
 	return n ? n : "";
+}
+
+/* metadata.creationTimestamp as the API server writes it ("2026-01-02T03:04:05Z"), in Unix
+ * seconds; INT64_MAX (newest) when absent or in another form. */
+static int64_t obj_created(json_t *obj)
+{
+	const char *s = jstr(json_object_get(obj, "metadata"), "creationTimestamp");
+	struct tm tm = {};
+	int n = 0;
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || n != (int)strlen(s))
+		return INT64_MAX;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm);
 }
 
 static bool has_label(json_t *obj, const char *label)
@@ -356,6 +373,19 @@ static int svc_check(json_t *svc, model_warn_fn warn, void *arg, struct bpfsvc_a
 			json_decref(ips);
 			return -EINVAL;
 		}
+		/* "::ffff:10.96.0.10" would be the IPv4 VIP under another spelling; the API server
+		 * rejects it, so must we. */
+		if (fams[*nvips] == 4 && strchr(s, ':')) {
+			warnf(warn, arg, kind, svc,
+			      "clusterIP \"%s\" is an IPv4-mapped IPv6 address, not a valid clusterIP", s);
+			json_decref(ips);
+			return -EINVAL;
+		}
+		if (*nvips == 1 && fams[0] == fams[1]) {
+			warnf(warn, arg, kind, svc, "clusterIPs are not one IPv4 and one IPv6 address");
+			json_decref(ips);
+			return -EINVAL;
+		}
 		(*nvips)++;
 	}
 	json_decref(ips);
@@ -391,12 +421,14 @@ int model_add_service(json_t *svc, json_t *slices, const struct model_opts *opts
 	struct be_list ready = {}, fallback = {};
 	int fams[2];
 	size_t nvips, i, v;
+	int64_t created;
 	json_t *p;
 	int err;
 
 	err = svc_check(svc, warn, arg, vips, fams, &nvips);
 	if (err)
 		return err > 0 ? 0 : err;
+	created = obj_created(svc);
 	if (itp && !strcmp(itp, "Local"))
 		/* No node name: no endpoint is local, every connect is refused, as kube-proxy
 		 * does for a node without local endpoints. */
@@ -420,6 +452,7 @@ int model_add_service(json_t *svc, json_t *slices, const struct model_opts *opts
 			fe.key.port = htons((uint16_t)port_number(json_object_get(p, "port")));
 			fe.key.proto = (uint8_t)proto;
 			fe.flags = fams[v] == 6 ? BPFSVC_FE_F_V6 : 0;
+			fe.created = created;
 			snprintf(fe.svc.ns, sizeof(fe.svc.ns), "%s", obj_ns(svc));
 			snprintf(fe.svc.name, sizeof(fe.svc.name), "%s", obj_name(svc));
 			snprintf(fe.svc.port_name, sizeof(fe.svc.port_name), "%s", pname);
@@ -476,25 +509,58 @@ void model_state_free(struct model_state *st)
 	memset(st, 0, sizeof(*st));
 }
 
-/* Drop all but the first of frontends with the same key (two services, one VIP:port). */
-static void drop_conflicts(struct model_state *st, model_warn_fn warn, void *arg)
+static bool owned_by(const struct model_fe *fe, const char *holder)
 {
-	size_t i, w = 0;
+	size_t n = strlen(fe->svc.ns);
 
-	for (i = 0; i < st->n; i++) {
-		if (w && !memcmp(&st->fe[w - 1].key, &st->fe[i].key, sizeof(st->fe[i].key))) {
+	return holder && !strncmp(holder, fe->svc.ns, n) && holder[n] == '/' &&
+	       !strcmp(holder + n + 1, fe->svc.name);
+}
+
+/* Which of the n frontends claiming one key keeps it (they are sorted by namespace/name). */
+static size_t conflict_winner(const struct model_fe *fe, size_t n, const struct model_opts *opts)
+{
+	const char *holder = opts && opts->holder ? opts->holder(opts->holder_ctx, &fe[0].key) : NULL;
+	size_t best = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (owned_by(&fe[i], holder))
+			return i;
+	for (size_t i = 1; i < n; i++)
+		if (fe[i].created < fe[best].created)
+			best = i;
+	return best;
+}
+
+/* Keep one of the frontends with the same key (two services, one VIP:port). */
+static void drop_conflicts(struct model_state *st, const struct model_opts *opts,
+			   model_warn_fn warn, void *arg)
+{
+	size_t i = 0, w = 0;
+
+	while (i < st->n) {
+		size_t j = i + 1, win;
+
+		while (j < st->n && !memcmp(&st->fe[i].key, &st->fe[j].key, sizeof(st->fe[i].key)))
+			j++;
+		win = i + conflict_winner(&st->fe[i], j - i, opts);
+		for (size_t k = i; k < j; k++) {
+			char fe[ADDR_STR_LEN], why[256];
+
+			if (k == win)
+				continue;
 			if (warn) {
-				char why[256];
-
-				snprintf(why, sizeof(why),
-					 "frontend already owned by %s/%s, ignored",
-					 st->fe[w - 1].svc.ns, st->fe[w - 1].svc.name);
-				warn(arg, "Service", st->fe[i].svc.ns, st->fe[i].svc.name, why);
+				snprintf(why, sizeof(why), "frontend %s/%s held by %s/%s, ignored",
+					 addr_port_fmt(&st->fe[k].key.addr, ntohs(st->fe[k].key.port),
+						       fe, sizeof(fe)),
+					 proto_name(st->fe[k].key.proto), st->fe[win].svc.ns,
+					 st->fe[win].svc.name);
+				warn(arg, "Service", st->fe[k].svc.ns, st->fe[k].svc.name, why);
 			}
-			free(st->fe[i].be);
-			continue;
+			free(st->fe[k].be);
 		}
-		st->fe[w++] = st->fe[i];
+		st->fe[w++] = st->fe[win];
+		i = j;
 	}
 	st->n = w;
 }
@@ -550,7 +616,7 @@ int model_build(json_t *objects, const struct model_opts *opts, model_warn_fn wa
 			goto cleanup;
 	}
 	model_sort(out);
-	drop_conflicts(out, warn, arg);
+	drop_conflicts(out, opts, warn, arg);
 	err = 0;
 cleanup:
 	json_decref(by_svc);

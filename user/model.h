@@ -25,6 +25,7 @@ struct model_fe {
 	struct bpfsvc_fe_key key;
 	struct model_svc_ref svc;
 	uint16_t flags;		    /* BPFSVC_FE_F_* */
+	int64_t created;	    /* creationTimestamp (Unix seconds), INT64_MAX if unknown */
 	uint32_t nbe;
 	struct bpfsvc_backend *be; /* sorted by memcmp, no duplicates */
 };
@@ -36,8 +37,16 @@ struct model_state {
 	size_t cap;
 };
 
+/* The service ("ns/name") that holds a frontend in the datapath now, or NULL. */
+typedef const char *(*model_holder_fn)(void *ctx, const struct bpfsvc_fe_key *key);
+
 struct model_opts {
 	const char *node_name; /* for internalTrafficPolicy: Local; may be NULL */
+	/* Two services claiming one VIP:port: the holder keeps it, so a newcomer (file mode has
+	 * no IP allocator) cannot take it over. Without a holder the older service
+	 * (metadata.creationTimestamp), then the first by namespace/name wins. May be NULL. */
+	model_holder_fn holder;
+	void *holder_ctx;
 };
 
 /* Called for each object or part that was skipped, with the reason. kind is "Service" or

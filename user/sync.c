@@ -24,6 +24,51 @@ int sync_init(struct sync *s, const struct sync_ops *ops, void *ctx, uint32_t ma
 	return 0;
 }
 
+/* Forget the failures of service ns/name, or all of them (ns NULL). */
+static void fails_clear(struct sync *s, const char *ns, const char *name)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < s->nfails; i++) {
+		struct sync_failure *f = &s->fails[i];
+
+		if (!ns || (!strcmp(f->fe.svc.ns, ns) && !strcmp(f->fe.svc.name, name))) {
+			free(f->fe.be);
+			continue;
+		}
+		s->fails[w++] = *f;
+	}
+	s->nfails = w;
+}
+
+static int fails_push(struct sync *s, const struct model_fe *m, int err, enum sync_stage stage)
+{
+	struct sync_failure *f;
+
+	if (s->nfails == s->capfails) {
+		size_t cap = s->capfails ? s->capfails * 2 : 16;
+		struct sync_failure *v = realloc(s->fails, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->fails = v;
+		s->capfails = cap;
+	}
+	f = &s->fails[s->nfails];
+	f->fe = *m;
+	f->fe.be = NULL;
+	if (m->nbe) {
+		f->fe.be = malloc(m->nbe * sizeof(*m->be));
+		if (!f->fe.be)
+			return -ENOMEM;
+		memcpy(f->fe.be, m->be, m->nbe * sizeof(*m->be));
+	}
+	f->err = err;
+	f->stage = stage;
+	s->nfails++;
+	return 0;
+}
+
 void sync_fini(struct sync *s)
 {
 	struct sync_fe *f, *tmp;
@@ -41,6 +86,8 @@ void sync_fini(struct sync *s)
 		free(o->fes);
 		free(o);
 	}
+	fails_clear(s, NULL, NULL);
+	free(s->fails);
 	free(s->svc);
 	free(s->live_sets);
 	free(s->pend);
@@ -281,7 +328,8 @@ static bool fe_unchanged(const struct sync *s, const struct sync_fe *have,
  * does not undo the switch (the old set's reap could not be queued) goes to *soft_err.
  */
 static int fe_program(struct sync *s, struct sync_fe **fp, const struct model_fe *want,
-		      uint64_t now_ns, struct sync_result *res, int *soft_err)
+		      uint64_t now_ns, struct sync_result *res, int *soft_err,
+		      enum sync_stage *stage)
 {
 	struct sync_fe *have = *fp;
 	struct bpfsvc_fe_val nv = {};
@@ -291,12 +339,14 @@ static int fe_program(struct sync *s, struct sync_fe **fp, const struct model_fe
 	struct sync_fe *nf = NULL;
 	int err;
 
+	*stage = SYNC_STAGE_MEM;
 	if (!have) {
 		nf = calloc(1, sizeof(*nf));
 		if (!nf)
 			return -ENOMEM;
 		nf->key = want->key;
 	}
+	*stage = SYNC_STAGE_SVC;
 	if (same_svc) {
 		nv.svc_id = have->val.svc_id;
 		s->svc[nv.svc_id].refs++;
@@ -307,6 +357,7 @@ static int fe_program(struct sync *s, struct sync_fe **fp, const struct model_fe
 	}
 	nv.flags = want->flags;
 	nv.count = want->nbe;
+	*stage = SYNC_STAGE_SLOTS;
 	if (same_be) {
 		nv.set_id = have->val.set_id;
 	} else {
@@ -314,6 +365,7 @@ static int fe_program(struct sync *s, struct sync_fe **fp, const struct model_fe
 		if (err)
 			goto fail_svc;
 	}
+	*stage = SYNC_STAGE_MEM;
 	if (want->nbe) {
 		nbe = malloc(want->nbe * sizeof(*nbe));
 		if (!nbe) {
@@ -322,6 +374,7 @@ static int fe_program(struct sync *s, struct sync_fe **fp, const struct model_fe
 		}
 		memcpy(nbe, want->be, want->nbe * sizeof(*nbe));
 	}
+	*stage = SYNC_STAGE_FE;
 	err = s->ops->fe_update(s->ctx, &want->key, &nv);
 	res->writes++;
 	if (err)
@@ -400,14 +453,19 @@ static void program_one(struct sync *s, struct sync_fe *have, const struct model
 			uint64_t now_ns, struct sync_result *res, int *err)
 {
 	struct sync_fe *f = have;
+	enum sync_stage stage;
+	int ret;
 
 	if (have && fe_unchanged(s, have, m)) {
 		res->unchanged++;
 		return;
 	}
-	if (fe_program(s, &f, m, now_ns, res, err))
+	ret = fe_program(s, &f, m, now_ns, res, err, &stage);
+	if (ret) {
 		res->failed++;
-	else if (have)
+		if (fails_push(s, m, ret, stage))
+			*err = -ENOMEM;
+	} else if (have)
 		res->updated++;
 	else
 		res->added++;
@@ -436,6 +494,7 @@ int sync_apply(struct sync *s, const struct model_state *want, uint64_t now_ns,
 	int err = 0;
 
 	memset(res, 0, sizeof(*res));
+	fails_clear(s, NULL, NULL);
 	/* Removals first: they free svc ids and map room the additions may need. */
 	gen_next(s);
 	for (size_t j = 0; j < want->n; j++) {
@@ -463,6 +522,7 @@ int sync_apply_service(struct sync *s, const char *ns, const char *name,
 
 	memset(res, 0, sizeof(*res));
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	fails_clear(s, ns, name);
 	gen_next(s);
 	for (size_t j = 0; j < want->n; j++) {
 		HASH_FIND(hh, s->fe, &want->fe[j].key, sizeof(want->fe[j].key), f);
@@ -496,6 +556,39 @@ int sync_apply_service(struct sync *s, const char *ns, const char *name,
 		program_one(s, f, m, now_ns, res, &err);
 	}
 	return err;
+}
+
+int sync_retry(struct sync *s, uint64_t now_ns, struct sync_result *res)
+{
+	struct sync_failure *todo = s->fails;
+	size_t n = s->nfails;
+	int err = 0;
+
+	memset(res, 0, sizeof(*res));
+	s->fails = NULL;
+	s->nfails = s->capfails = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct model_fe *m = &todo[i].fe;
+		char key[SYNC_OWNER_LEN];
+		struct sync_fe *f;
+
+		snprintf(key, sizeof(key), "%s/%s", m->svc.ns, m->svc.name);
+		HASH_FIND(hh, s->fe, &m->key, sizeof(m->key), f);
+		if (f && f->owner && strcmp(f->owner->key, key))
+			res->conflicts++;
+		else
+			program_one(s, f, m, now_ns, res, &err);
+		free(todo[i].fe.be);
+	}
+	free(todo);
+	return err;
+}
+
+const char *sync_holder(const struct sync *s, const struct bpfsvc_fe_key *k)
+{
+	const struct sync_fe *f = sync_find(s, k);
+
+	return f && f->owner ? f->owner->key : NULL;
 }
 
 const struct sync_fe *sync_find(const struct sync *s, const struct bpfsvc_fe_key *k)

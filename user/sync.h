@@ -63,6 +63,22 @@ struct sync_svc {
 	uint32_t refs; /* frontends using this id */
 };
 
+/* Which map a failed frontend write ran into. */
+enum sync_stage {
+	SYNC_STAGE_SVC,	  /* service metadata: no free service id (bpfsvc_svcs) */
+	SYNC_STAGE_SLOTS, /* the backend set (bpfsvc_slots) */
+	SYNC_STAGE_FE,	  /* the frontend itself (bpfsvc_fe) */
+	SYNC_STAGE_MEM,	  /* the agent's own memory */
+	SYNC_STAGES
+};
+
+/* A wanted frontend that could not be written, kept to be retried on its own. */
+struct sync_failure {
+	struct model_fe fe; /* a copy, backends included */
+	int err;
+	enum sync_stage stage;
+};
+
 struct sync_pending {
 	uint32_t set_id;
 	uint32_t count;
@@ -86,6 +102,10 @@ struct sync {
 	struct sync_pending *pend;
 	size_t npend, cappend;
 	uint64_t grace_ns;
+	/* Wanted frontends the last applies could not write (map full...), by the newest want
+	 * of each service; sync_retry() writes only these. */
+	struct sync_failure *fails;
+	size_t nfails, capfails;
 };
 
 struct sync_result {
@@ -119,7 +139,16 @@ int sync_apply(struct sync *s, const struct model_state *want, uint64_t now_ns,
 int sync_apply_service(struct sync *s, const char *ns, const char *name,
 		       const struct model_state *want, uint64_t now_ns, struct sync_result *res);
 
+/*
+ * Write again the frontends that failed (s->fails) and nothing else: one that another service
+ * holds by now is dropped (counted in res->conflicts), one that fails again stays listed.
+ * sync_apply() replaces the list, sync_apply_service() replaces that service's entries.
+ */
+int sync_retry(struct sync *s, uint64_t now_ns, struct sync_result *res);
+
 const struct sync_fe *sync_find(const struct sync *s, const struct bpfsvc_fe_key *k);
+/* The service ("ns/name") holding a frontend, NULL if none (for model_opts.holder). */
+const char *sync_holder(const struct sync *s, const struct bpfsvc_fe_key *k);
 
 /* Delete the slots of replaced sets whose grace period has passed. *next_due_ns is the next
  * deadline, or 0 if nothing is pending. Returns the number of slot deletes issued. */

@@ -710,6 +710,79 @@ static void test_conflict(void)
 	run_free(&rev);
 }
 
+static const char *hold_b_api(void *ctx, const struct bpfsvc_fe_key *key)
+{
+	const struct bpfsvc_fe_key *held = ctx;
+
+	return !memcmp(key, held, sizeof(*key)) ? "b/api" : NULL;
+}
+
+/* One Service object with the given clusterIP(s) (JSON array text) and creation time. */
+static void add_svc(json_t *objs, const char *ns, const char *name, const char *ips,
+		    const char *created)
+{
+	json_error_t jerr;
+	json_t *svc = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:o, s:[{s:s, s:i}]}}", "kind",
+				"Service", "apiVersion", "v1", "metadata", "namespace", ns, "name",
+				name, "spec", "clusterIPs", json_loads(ips, 0, &jerr), "ports",
+				"name", "http", "port", 80);
+
+	if (created)
+		json_object_set_new(json_object_get(svc, "metadata"), "creationTimestamp",
+				    json_string(created));
+	json_array_append_new(objs, svc);
+}
+
+/* Issue 7: a newcomer must not take a VIP:port from the service holding it. */
+static void test_conflict_holder(void)
+{
+	struct model_opts opts = { .node_name = "node-a", .holder = hold_b_api };
+	struct bpfsvc_fe_key held = {};
+	struct model_state st = {};
+	struct warnings w = {};
+	json_t *objs = load(FIX "model-conflict.json");
+	int rc;
+
+	addr_parse("10.96.50.1", &held.addr);
+	held.port = htons(80);
+	held.proto = IPPROTO_TCP;
+	opts.holder_ctx = &held;
+	rc = model_build(objs, &opts, record_warn, &w, &st);
+	check(rc == 0, "holder: model_build returns 0");
+	expect_fe(&st, "10.96.50.1", 80, IPPROTO_TCP, "b/api:http", "10.244.1.92:8080");
+	expect_warn(&w, "Service", "a", "web", "held by b/api");
+	model_state_free(&st);
+	json_decref(objs);
+
+	/* Nobody holds it yet: the older service wins, whatever the names. */
+	objs = json_array();
+	add_svc(objs, "a", "new", "[\"10.96.0.10\"]", "2026-05-02T00:00:00Z");
+	add_svc(objs, "z", "old", "[\"10.96.0.10\"]", "2025-01-01T10:00:00Z");
+	memset(&w, 0, sizeof(w));
+	rc = model_build(objs, NULL, record_warn, &w, &st);
+	check(rc == 0 && st.n == 1 && !strcmp(st.fe[0].svc.name, "old"),
+	      "no holder: the older service (creationTimestamp) keeps the VIP (got %s)",
+	      st.n ? st.fe[0].svc.name : "-");
+	expect_warn(&w, "Service", "a", "new", "held by z/old");
+	model_state_free(&st);
+	json_decref(objs);
+
+	/* The same VIP under its IPv4-mapped IPv6 spelling is not a valid clusterIP. */
+	objs = json_array();
+	add_svc(objs, "a", "mapped", "[\"::ffff:10.96.0.10\"]", NULL);
+	add_svc(objs, "b", "holder", "[\"10.96.0.10\"]", NULL);
+	add_svc(objs, "c", "twofour", "[\"10.96.0.11\", \"10.96.0.12\"]", NULL);
+	memset(&w, 0, sizeof(w));
+	rc = model_build(objs, NULL, record_warn, &w, &st);
+	check(rc == 0 && st.n == 1 && !strcmp(st.fe[0].svc.name, "holder"),
+	      "a v4-mapped clusterIP is skipped, the holder keeps 10.96.0.10 (%zu frontends)",
+	      st.n);
+	expect_warn(&w, "Service", "a", "mapped", "IPv4-mapped");
+	expect_warn(&w, "Service", "c", "twofour", "not one IPv4 and one IPv6");
+	model_state_free(&st);
+	json_decref(objs);
+}
+
 static void test_api(void)
 {
 	struct model_state st = {};
@@ -741,6 +814,7 @@ int main(void)
 	test_itp();
 	test_bad();
 	test_conflict();
+	test_conflict_holder();
 	test_api();
 
 	return check_summary();

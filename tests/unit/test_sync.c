@@ -1647,6 +1647,110 @@ static void random_run(const char *name, uint64_t seed, unsigned steps, unsigned
 /* Adoption                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
+/* Issue 7: what failed is named (service, map) and retried on its own, nothing else rewritten. */
+static void test_retry_failed(void)
+{
+	struct model_state st = {}, none = {};
+	struct sync_result res;
+	struct fake f;
+	struct sync s;
+	struct bpfsvc_backend b[2] = { be4(IP4(10, 244, 0, 1), 8080), be4(IP4(10, 244, 0, 2), 8080) };
+	char why[256] = "";
+	size_t mark;
+	uint64_t next;
+
+	fake_init(&f, 64);
+	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	for (uint32_t i = 0; i < 4; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "svc%u", i);
+		st_add(&st, key4(IP4(10, 96, 9, 1 + i), 80, IPPROTO_TCP), "default", name, "http", 0,
+		       b, 2);
+	}
+	model_sort(&st);
+	f.fe_limit = 2;
+	apply(&s, &f, &st, 1 * SEC, &res, NULL);
+	check(res.added == 2 && res.failed == 2 && s.nfails == 2,
+	      "frontend map full: 2 added, 2 failed and listed (nfails=%zu)", s.nfails);
+	check(s.nfails == 2 && s.fails[0].stage == SYNC_STAGE_FE && s.fails[0].err == -E2BIG &&
+		      !strcmp(s.fails[1].fe.svc.name, "svc3") && s.fails[1].fe.nbe == 2,
+	      "a failure names its service, the map it ran into and keeps its backends");
+
+	mark = f.nlog;
+	sync_retry(&s, 2 * SEC, &res);
+	{
+		bool only_failed = true;
+
+		for (size_t i = mark; i < f.nlog; i++)
+			if (f.log[i].t == OP_FE_UPD &&
+			    (!memcmp(&f.log[i].fk, &st.fe[0].key, sizeof(st.fe[0].key)) ||
+			     !memcmp(&f.log[i].fk, &st.fe[1].key, sizeof(st.fe[1].key))))
+				only_failed = false;
+		check(res.failed == 2 && s.nfails == 2 && only_failed,
+		      "still full: the retry touches only the failed frontends, which stay listed");
+	}
+	f.fe_limit = (size_t)-1;
+	sync_retry(&s, 3 * SEC, &res);
+	check(res.added == 2 && res.failed == 0 && s.nfails == 0, "room again: the retry adds both");
+	sync_reap(&s, 0, true, &next);
+	check_fake("retry", &s, &f, &st);
+
+	/* A failed service that is deleted meanwhile is not programmed by a later retry. */
+	sync_apply(&s, &none, 4 * SEC, &res);
+	f.fe_limit = 3;
+	apply(&s, &f, &st, 5 * SEC, &res, NULL);
+	check(s.nfails == 1 && !strcmp(s.fails[0].fe.svc.name, "svc3"), "one left out (svc3)");
+	sync_apply_service(&s, "default", "svc3", &none, 6 * SEC, &res);
+	check(s.nfails == 0, "deleting the service forgets its failure");
+	f.fe_limit = (size_t)-1;
+	sync_retry(&s, 7 * SEC, &res);
+	check(res.added == 0 && !ffe(&f, st.fe[3].key), "the retry does not bring it back");
+
+	/* One that another service took meanwhile is dropped, not stolen. */
+	f.fe_limit = 3;
+	sync_apply(&s, &none, 8 * SEC, &res);
+	apply(&s, &f, &st, 9 * SEC, &res, NULL);
+	{
+		struct model_state other = {};
+
+		f.fe_limit = 4;
+		st_add(&other, st.fe[3].key, "default", "other", "http", 0, b, 1);
+		sync_apply_service(&s, "default", "other", &other, 10 * SEC, &res);
+		sync_retry(&s, 11 * SEC, &res);
+		check(res.conflicts == 1 && s.nfails == 0 && ffe(&f, st.fe[3].key) &&
+			      ffe(&f, st.fe[3].key)->v.count == 1,
+		      "a VIP taken meanwhile by another service stays with it");
+		model_state_free(&other);
+	}
+	sync_apply(&s, &none, 12 * SEC, &res);
+	sync_reap(&s, 0, true, &next);
+	sync_fini(&s);
+	fake_fini(&f);
+
+	/* Which map: no free service id, then no room for a backend set. */
+	fake_init(&f, 2);
+	sync_init(&s, &fake_ops, &f, 2, GRACE);
+	apply(&s, &f, &st, 1 * SEC, &res, NULL);
+	check(res.failed == 2 && s.nfails == 2 && s.fails[0].stage == SYNC_STAGE_SVC &&
+		      s.fails[0].err == -ENOSPC,
+	      "service ids exhausted: failures say bpfsvc_svcs (stage %d)",
+	      s.nfails ? (int)s.fails[0].stage : -1);
+	sync_apply(&s, &none, 2 * SEC, &res);
+	sync_fini(&s);
+	fake_fini(&f);
+	fake_init(&f, 64);
+	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	f.slot_limit = 5;
+	apply(&s, &f, &st, 3 * SEC, &res, NULL);
+	check(res.failed == 2 && s.nfails == 2 && s.fails[0].stage == SYNC_STAGE_SLOTS,
+	      "slot map full: failures say bpfsvc_slots");
+	check(mirror_matches(&s, &f, why, sizeof(why)), "mirror matches the map after failures");
+	sync_fini(&s);
+	fake_fini(&f);
+	model_state_free(&st);
+}
+
 static void test_adoption(void)
 {
 	struct fake f;
@@ -3101,6 +3205,7 @@ int main(void)
 	test_remove_and_svc_ids();
 	test_owner_change();
 	test_failures();
+	test_retry_failed();
 	random_run("random", 0x1234567ULL, 500, 0, true);
 	random_run("random with failures", 0xfeedbeefULL, 500, 5, true);
 	test_adoption();
