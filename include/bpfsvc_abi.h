@@ -21,9 +21,6 @@
 #define BPFSVC_DEF_MAX_SLOTS 524288	/* 262144 backends, plus room for the atomic switch */
 #define BPFSVC_DEF_MAX_REVNAT 262144	/* live client sockets remembered for reverse NAT */
 
-/* Upper bound on backends of one frontend; bounds the slot index the datapath can draw. */
-#define BPFSVC_MAX_BACKENDS_PER_FE 65535
-
 /* Frontend flags (bpfsvc_fe_val.flags). */
 #define BPFSVC_FE_F_V6 (1U << 0) /* VIP is a real IPv6 address (not v4-mapped) */
 

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +37,15 @@
 /* Watches end after a timeoutSeconds drawn from this range, as kube-proxy's informers do. */
 #define WATCH_MIN_S 300
 #define WATCH_MAX_S 600
-/* Frontends that could not be written (map full, ENOMEM) are retried this much later. */
-#define RETRY_NS (5ULL * 1000 * 1000 * 1000)
+/* Frontends that could not be written (map full, ENOMEM) are retried on their own after a
+ * backoff that doubles from the first to the last value (jittered): a full map stays full
+ * until something is removed, which retries at once. */
+#define RETRY_MIN_NS (5ULL * 1000 * 1000 * 1000)
+#define RETRY_MAX_NS (300ULL * 1000 * 1000 * 1000)
+/* Services named in a "not programmed" log line; the rest are counted. */
+#define FAIL_NAMES_MAX 10
+/* Skipped-object warnings logged per apply; the rest are counted in one line. */
+#define WARN_MAX 50
 /* Latency histogram: bucket i counts latencies in [2^i, 2^(i+1)) microseconds. */
 #define LAT_BUCKETS 32
 
@@ -66,7 +74,9 @@ struct agent {
 	uint64_t lat_logged_ns;
 	uint64_t reap_due_ns;
 	uint64_t cred_due_ns; /* next periodic credential refresh (token file re-read) */
-	uint64_t retry_due_ns; /* a full resync retries frontends that failed to write */
+	uint64_t retry_due_ns; /* frontends that failed to write are retried then */
+	uint64_t retry_backoff_ns;
+	unsigned warned, unwarned; /* skipped-object warnings this apply: logged, not logged */
 	struct stat file_st;  /* what the file was at the last read, to see real changes */
 	uint64_t generation;
 };
@@ -82,8 +92,27 @@ static uint64_t now_ns(void)
 static void model_warn(void *arg, const char *kind, const char *ns, const char *name,
 		       const char *why)
 {
-	(void)arg;
+	struct agent *a = arg;
+
+	/* A file of thousands of bad objects gets a sample and a count, not thousands of lines. */
+	if (a->warned >= WARN_MAX) {
+		a->unwarned++;
+		return;
+	}
+	a->warned++;
 	log_warn("object skipped", "kind=%s object=%s/%s reason=\"%s\"", kind, ns, name, why);
+}
+
+static void warn_summary(struct agent *a)
+{
+	if (a->unwarned)
+		log_warn("more objects skipped, not logged one by one", "count=%u", a->unwarned);
+	a->warned = a->unwarned = 0;
+}
+
+static const char *agent_holder(void *ctx, const struct bpfsvc_fe_key *key)
+{
+	return sync_holder(ctx, key);
 }
 
 /* One timerfd serves every deadline: slot reaping, API retries, the latency summary. */
@@ -117,6 +146,95 @@ static void reap(struct agent *a, bool all)
 		log_debug("old backend sets reclaimed", "slots=%llu", (unsigned long long)n);
 }
 
+static const char *stage_map(enum sync_stage st)
+{
+	static const char *const names[SYNC_STAGES] = {
+		[SYNC_STAGE_SVC] = "bpfsvc_svcs",
+		[SYNC_STAGE_SLOTS] = "bpfsvc_slots",
+		[SYNC_STAGE_FE] = "bpfsvc_fe",
+		[SYNC_STAGE_MEM] = "agent memory",
+	};
+
+	return names[st];
+}
+
+static uint32_t stage_capacity(const struct agent *a, enum sync_stage st)
+{
+	const struct pinned_maps *m = datapath_maps(a->dp);
+
+	switch (st) {
+	case SYNC_STAGE_SVC:
+		return m->max_services;
+	case SYNC_STAGE_SLOTS:
+		return m->max_slots;
+	case SYNC_STAGE_FE:
+		return m->max_frontends;
+	default:
+		return 0;
+	}
+}
+
+/* One line per map that refused writes: which map, its size, and the services left out. */
+static void log_failures(struct agent *a)
+{
+	for (int st = 0; st < SYNC_STAGES; st++) {
+		char names[FAIL_NAMES_MAX * (SYNC_OWNER_LEN + 2)] = "", last[SYNC_OWNER_LEN] = "";
+		size_t off = 0, nfe = 0, nsvc = 0, shown = 0;
+		int err = 0;
+
+		for (size_t i = 0; i < a->sync.nfails; i++) {
+			const struct sync_failure *f = &a->sync.fails[i];
+			char key[SYNC_OWNER_LEN];
+
+			if ((int)f->stage != st)
+				continue;
+			nfe++;
+			err = f->err;
+			snprintf(key, sizeof(key), "%s/%s", f->fe.svc.ns, f->fe.svc.name);
+			/* a service's frontends are next to each other: count it once */
+			if (!strcmp(key, last))
+				continue;
+			snprintf(last, sizeof(last), "%s", key);
+			nsvc++;
+			if (shown < FAIL_NAMES_MAX) {
+				int n = snprintf(names + off, sizeof(names) - off, "%s%s",
+						 shown ? " " : "", key);
+
+				if (n > 0 && (size_t)n < sizeof(names) - off)
+					off += (size_t)n;
+				shown++;
+			}
+		}
+		if (!nfe)
+			continue;
+		if (err == -E2BIG || err == -ENOSPC)
+			log_err("map full: frontends left out, retrying",
+				"map=%s capacity=%u frontends=%zu services=%zu first=\"%s\" more=%zu",
+				stage_map(st), stage_capacity(a, st), nfe, nsvc, names,
+				nsvc - shown);
+		else
+			log_err("frontends could not be written, retrying",
+				"map=%s error=\"%s\" frontends=%zu services=%zu first=\"%s\" more=%zu",
+				stage_map(st), strerror(-err), nfe, nsvc, names, nsvc - shown);
+	}
+}
+
+/* After any apply: retry what failed on a growing backoff, or stop retrying. */
+static void schedule_retry(struct agent *a)
+{
+	uint64_t b = a->retry_backoff_ns;
+
+	if (!a->sync.nfails) {
+		a->retry_due_ns = a->retry_backoff_ns = 0;
+		return;
+	}
+	log_failures(a);
+	b = !b ? RETRY_MIN_NS : b * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : b * 2;
+	a->retry_backoff_ns = b;
+	/* 75..125 % of the backoff, so agents on many nodes do not retry in step */
+	a->retry_due_ns = now_ns() + b * 3 / 4 + (uint64_t)((double)b / 2 * (rand() / (RAND_MAX + 1.0)));
+}
+
 static void log_sync(struct agent *a, const char *why, const struct sync_result *res,
 		     uint64_t build_ns, uint64_t sync_ns)
 {
@@ -127,11 +245,10 @@ static void log_sync(struct agent *a, const char *why, const struct sync_result 
 		 (unsigned long long)a->generation, why, a->sync.n, res->added, res->updated,
 		 res->removed, res->unchanged, res->failed, (unsigned long long)res->writes,
 		 (unsigned long long)(build_ns / 1000), (unsigned long long)(sync_ns / 1000));
-	if (res->failed) {
-		log_err("some frontends could not be written, retrying", "failed=%u (map full?)",
-			res->failed);
-		a->retry_due_ns = now_ns() + RETRY_NS;
-	}
+	/* Only a well-formed source with no services gets here with nothing left. */
+	if (!a->sync.n && res->removed)
+		log_warn("the source holds no services: every frontend was removed", "removed=%u",
+			 res->removed);
 }
 
 /* Bring the maps to the state of all of objs. */
@@ -143,6 +260,7 @@ static int apply_all(struct agent *a, json_t *objs, const char *why, uint64_t t0
 	int ret;
 
 	ret = model_build(objs, &a->mo, model_warn, a, &want);
+	warn_summary(a);
 	if (ret) {
 		log_err("cannot build the desired state", "error=\"%s\"", strerror(-ret));
 		goto cleanup;
@@ -151,6 +269,7 @@ static int apply_all(struct agent *a, json_t *objs, const char *why, uint64_t t0
 	ret = sync_apply(&a->sync, &want, t1, &res);
 	t2 = now_ns();
 	log_sync(a, why, &res, t1 - t0, t2 - t1);
+	schedule_retry(a);
 	reap(a, false);
 cleanup:
 	model_state_free(&want);
@@ -176,6 +295,9 @@ static int file_reload(struct agent *a, const char *why)
 	}
 	ret = apply_all(a, objs, why, t0);
 	json_decref(objs);
+	/* The parse tree of a large file is gone: give its pages back rather than keep the peak
+	 * of the largest file ever read. */
+	malloc_trim(0);
 	return ret;
 }
 
@@ -242,6 +364,7 @@ static void api_resynced(void *arg)
 	}
 	apply_all(a, objs, "resync", t0);
 	json_decref(objs);
+	malloc_trim(0);
 }
 
 static void lat_add(struct latency *l, uint64_t ns)
@@ -306,6 +429,7 @@ static void apply_service(struct agent *a, const char *key, struct sync_result *
 	}
 	if (svc && slices)
 		ret = model_add_service(svc, slices, &a->mo, model_warn, a, &want);
+	warn_summary(a);
 	json_decref(slices);
 	if (ret == -ENOMEM || (!slices && svc)) {
 		log_err("cannot build the desired state", "service=%s error=\"%s\"", key,
@@ -362,11 +486,11 @@ static void api_batch_end(void *arg, uint64_t recv_ns)
 		  "services=%zu added=%u updated=%u removed=%u failed=%u writes=%llu latency_us=%llu",
 		  n, total.added, total.updated, total.removed, total.failed,
 		  (unsigned long long)total.writes, (unsigned long long)((done - recv_ns) / 1000));
-	if (total.failed) {
-		log_err("some frontends could not be written, retrying", "failed=%u (map full?)",
-			total.failed);
-		a->retry_due_ns = done + RETRY_NS;
-	}
+	if (total.failed || !a->sync.nfails)
+		schedule_retry(a);
+	/* Room was freed: what failed for want of it may fit now. */
+	if (total.removed && a->sync.nfails)
+		a->retry_due_ns = done;
 	reap(a, false);
 }
 
@@ -405,6 +529,8 @@ static int api_config(struct agent *a)
 		log_err("cannot configure the API client", "error=\"%s\"", err);
 		return ret;
 	}
+	for (size_t i = 0; i < a->kcfg.nwarnings; i++)
+		log_warn("insecure file permissions", "warning=\"%s\"", a->kcfg.warnings[i]);
 	if (a->kcfg.insecure)
 		log_warn("TLS verification of the API server is off (insecure-skip-tls-verify)",
 			 "server=%s", a->kcfg.server);
@@ -495,12 +621,15 @@ static void on_timer(struct agent *a)
 	if (a->lat.n && a->lat_logged_ns + LATENCY_LOG_NS <= now)
 		lat_log(a, now);
 	if (a->retry_due_ns && a->retry_due_ns <= now) {
-		/* A full diff writes only what is still missing. */
+		struct sync_result res;
+		size_t before = a->sync.nfails;
+
 		a->retry_due_ns = 0;
-		if (a->api && api_source_synced(a->api))
-			api_resynced(a);
-		else if (!a->api)
-			file_reload(a, "retry");
+		sync_retry(&a->sync, now, &res);
+		log_info("retried frontends that failed", "retried=%zu added=%u updated=%u failed=%u "
+			 "dropped_held=%u", before, res.added, res.updated, res.failed, res.conflicts);
+		schedule_retry(a);
+		reap(a, false);
 	}
 }
 
@@ -547,6 +676,8 @@ int agent_run(const struct agent_opts *o)
 	int ret;
 
 	a.mo.node_name = o->node_name;
+	a.mo.holder = agent_holder;
+	a.mo.holder_ctx = &a.sync;
 	srand((unsigned)(now_ns() ^ (uint64_t)getpid()));
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);

@@ -81,7 +81,8 @@ static int read_rows(const struct pinned_maps *m, struct row **rows, size_t *nro
 		r->info.ns[BPFSVC_NS_LEN - 1] = r->info.name[BPFSVC_NAME_LEN - 1] = 0;
 		r->info.port_name[BPFSVC_PORTNAME_LEN - 1] = 0;
 		sum_stats(m, r->val.svc_id, &r->st, percpu);
-		if (r->val.count > BPFSVC_MAX_BACKENDS_PER_FE)
+		/* Trust the count only as far as the slot map could hold it. */
+		if (r->val.count > m->max_slots)
 			r->val.count = 0;
 		r->be = calloc(r->val.count ? r->val.count : 1, sizeof(*r->be));
 		if (!r->be) {

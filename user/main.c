@@ -61,7 +61,13 @@ static const char agent_usage[] =
 	"pin path adopts it and rewrites only what differs.\n";
 
 static const char list_usage[] = "Usage: bpfsvc list [--pin-path DIR] [--json]\n";
-static const char cleanup_usage[] = "Usage: bpfsvc cleanup [--pin-path DIR]\n";
+static const char cleanup_usage[] =
+	"Usage: bpfsvc cleanup [--pin-path DIR]\n"
+	"\n"
+	"Detach the programs and remove bpfsvc's pins from DIR (default " BPFSVC_DEFAULT_PIN_PATH ").\n"
+	"Only bpfsvc's own map and link names are removed, never through a symlink; DIR goes\n"
+	"when that leaves it empty. DIR must be on bpffs, owned by root and writable by no one\n"
+	"else, and hold nothing else under bpfsvc's names; otherwise nothing is removed.\n";
 
 static int usage_error(const char *usage, const char *fmt, const char *arg)
 {
@@ -256,7 +262,8 @@ static int cmd_cleanup(int argc, char **argv)
 		{},
 	};
 	const char *pin = BPFSVC_DEFAULT_PIN_PATH;
-	char err[512] = "";
+	struct cleanup_result res;
+	char err[1024] = "";
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
@@ -273,10 +280,15 @@ static int cmd_cleanup(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error(cleanup_usage, "unexpected argument \"%s\"", argv[optind]);
-	if (datapath_cleanup(pin, err, sizeof(err))) {
+	if (datapath_cleanup(pin, &res, err, sizeof(err))) {
 		fprintf(stderr, "bpfsvc cleanup: %s\n", err);
 		return 1;
 	}
+	if (res.dir_kept)
+		fprintf(stderr,
+			"bpfsvc cleanup: removed %u pins; kept %s: it holds entries that are not "
+			"bpfsvc's\n",
+			res.removed, pin);
 	return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "pindir.h"
 #include "sock_lb.h"
 #include "sock_lb.skel.h"
 
@@ -25,13 +26,18 @@
 struct datapath {
 	struct sock_lb_bpf *skel;
 	struct pinned_maps maps;
-	int lock_fd; /* the pin directory, flock()ed: one agent per pin path */
+	struct pindir dir; /* flock()ed: one agent per pin path */
 };
 
-/* The programs, and the name their link is pinned under. */
+/*
+ * The programs, and the name their link is pinned under. With the maps the skeleton
+ * declares LIBBPF_PIN_BY_NAME (pinned under their own names by libbpf), these are the only
+ * names bpfsvc pins, and the only ones cleanup removes.
+ */
 #define PROGS(X)                                                                              \
 	X(connect4) X(connect6) X(sendmsg4) X(sendmsg6) X(recvmsg4) X(recvmsg6) X(getpeername4) \
 	X(getpeername6)
+#define LINK_PIN(prog) "link_" #prog
 
 int cgroup2_root(char *buf, size_t len)
 {
@@ -60,32 +66,13 @@ static bool is_bpffs(const char *path)
 }
 
 /* Pins need a bpffs. Nodes usually have one on /sys/fs/bpf; mount it there if not. */
-static int ensure_bpffs(const char *pin_path, char *err, size_t errlen)
+static int mount_default_bpffs(const char *pin_path, char *err, size_t errlen)
 {
-	char dir[PATH_MAX];
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", pin_path);
-	/* The nearest existing ancestor decides which filesystem the pins land on. */
-	while (access(dir, F_OK) && (slash = strrchr(dir, '/')) && slash != dir)
-		*slash = 0;
-	if (is_bpffs(dir))
-		goto mk;
-	if (!strncmp(pin_path, BPFFS_DEFAULT "/", strlen(BPFFS_DEFAULT) + 1) &&
-	    !is_bpffs(BPFFS_DEFAULT)) {
-		if (mount("bpf", BPFFS_DEFAULT, "bpf", 0, "mode=0700")) {
-			snprintf(err, errlen, "mount bpffs on %s: %s", BPFFS_DEFAULT,
-				 strerror(errno));
-			return -errno;
-		}
-		goto mk;
-	}
-	snprintf(err, errlen, "pin path %s is not on a bpf filesystem (mount -t bpf bpf DIR)",
-		 pin_path);
-	return -EINVAL;
-mk:
-	if (mkdir(pin_path, 0700) && errno != EEXIST) {
-		snprintf(err, errlen, "mkdir %s: %s", pin_path, strerror(errno));
+	if (strncmp(pin_path, BPFFS_DEFAULT "/", strlen(BPFFS_DEFAULT) + 1) ||
+	    is_bpffs(BPFFS_DEFAULT))
+		return 0;
+	if (mount("bpf", BPFFS_DEFAULT, "bpf", 0, "mode=0700")) {
+		snprintf(err, errlen, "mount bpffs on %s: %s", BPFFS_DEFAULT, strerror(errno));
 		return -errno;
 	}
 	return 0;
@@ -99,16 +86,17 @@ static int libbpf_log(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 }
 
 /* Size a map: the pinned map's size if one exists (adoption needs the same definition),
- * else the asked size or the ABI default. */
-static int size_map(struct bpf_map *map, const char *pin_path, uint32_t want, char *err,
-		    size_t errlen)
+ * else the asked size or the ABI default. The pin is looked up in dir, named in messages
+ * under pin_path. */
+static int size_map(struct bpf_map *map, const char *dir, const char *pin_path, uint32_t want,
+		    char *err, size_t errlen)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
 	char path[PATH_MAX];
 	int fd, ret;
 
-	snprintf(path, sizeof(path), "%s/%s", pin_path, bpf_map__name(map));
+	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return want ? bpf_map__set_max_entries(map, want) : 0;
@@ -118,8 +106,8 @@ static int size_map(struct bpf_map *map, const char *pin_path, uint32_t want, ch
 		return ret;
 	if (want && want != info.max_entries) {
 		snprintf(err, errlen,
-			 "pinned map %s holds %u entries, %u asked: run 'bpfsvc cleanup' first",
-			 path, info.max_entries, want);
+			 "pinned map %s/%s holds %u entries, %u asked: run 'bpfsvc cleanup' first",
+			 pin_path, bpf_map__name(map), info.max_entries, want);
 		return -EEXIST;
 	}
 	return bpf_map__set_max_entries(map, info.max_entries);
@@ -187,14 +175,17 @@ static void maps_from_skel(struct datapath *dp)
 	dp->maps.svcs = bpf_map__fd(dp->skel->maps.bpfsvc_svcs);
 	dp->maps.stats = bpf_map__fd(dp->skel->maps.bpfsvc_stats);
 	dp->maps.max_services = bpf_map__max_entries(dp->skel->maps.bpfsvc_svcs);
+	dp->maps.max_frontends = bpf_map__max_entries(dp->skel->maps.bpfsvc_fe);
+	dp->maps.max_slots = bpf_map__max_entries(dp->skel->maps.bpfsvc_slots);
 	dp->maps.ncpus = libbpf_num_possible_cpus();
 }
 
 int datapath_open(const char *pin_path, const char *cgroup, const struct map_sizes *sz,
 		  struct datapath **out, char *err, size_t errlen)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_path);
+	LIBBPF_OPTS(bpf_object_open_opts, oo);
 	struct datapath *dp;
+	const char *dir;
 	char path[PATH_MAX];
 	int cg_fd = -1, ret;
 
@@ -202,14 +193,19 @@ int datapath_open(const char *pin_path, const char *cgroup, const struct map_siz
 	dp = calloc(1, sizeof(*dp));
 	if (!dp)
 		return -ENOMEM;
-	dp->lock_fd = -1;
-	ret = ensure_bpffs(pin_path, err, errlen);
+	pindir_init(&dp->dir);
+	ret = mount_default_bpffs(pin_path, err, errlen);
 	if (ret)
 		goto cleanup;
+	ret = pindir_open(&dp->dir, pin_path, PINDIR_AGENT, err, errlen);
+	if (ret)
+		goto cleanup;
+	/* Pins go into the directory just checked, whatever happens to the path. */
+	dir = dp->dir.at;
+	oo.pin_root_path = dir;
 	/* Two agents on one pin path would hand out the same set and service ids: one
 	 * Service's VIP could land on another's pods. The lock dies with the process. */
-	dp->lock_fd = open(pin_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dp->lock_fd < 0 || flock(dp->lock_fd, LOCK_EX | LOCK_NB)) {
+	if (flock(dp->dir.fd, LOCK_EX | LOCK_NB)) {
 		ret = -errno;
 		snprintf(err, errlen, "%s: %s", pin_path,
 			 errno == EWOULDBLOCK ? "another bpfsvc agent is running on this pin path"
@@ -222,11 +218,16 @@ int datapath_open(const char *pin_path, const char *cgroup, const struct map_siz
 		snprintf(err, errlen, "open BPF object: %s", strerror(errno));
 		goto cleanup;
 	}
-	if ((ret = size_map(dp->skel->maps.bpfsvc_fe, pin_path, sz->frontends, err, errlen)) ||
-	    (ret = size_map(dp->skel->maps.bpfsvc_svcs, pin_path, sz->services, err, errlen)) ||
-	    (ret = size_map(dp->skel->maps.bpfsvc_stats, pin_path, sz->services, err, errlen)) ||
-	    (ret = size_map(dp->skel->maps.bpfsvc_slots, pin_path, sz->slots, err, errlen)) ||
-	    (ret = size_map(dp->skel->maps.bpfsvc_revnat, pin_path, sz->revnat, err, errlen))) {
+	if ((ret = size_map(dp->skel->maps.bpfsvc_fe, dir, pin_path, sz->frontends, err,
+			    errlen)) ||
+	    (ret = size_map(dp->skel->maps.bpfsvc_svcs, dir, pin_path, sz->services, err,
+			    errlen)) ||
+	    (ret = size_map(dp->skel->maps.bpfsvc_stats, dir, pin_path, sz->services, err,
+			    errlen)) ||
+	    (ret = size_map(dp->skel->maps.bpfsvc_slots, dir, pin_path, sz->slots, err,
+			    errlen)) ||
+	    (ret = size_map(dp->skel->maps.bpfsvc_revnat, dir, pin_path, sz->revnat, err,
+			    errlen))) {
 		if (!*err)
 			snprintf(err, errlen, "size maps: %s", strerror(-ret));
 		goto cleanup;
@@ -247,7 +248,7 @@ int datapath_open(const char *pin_path, const char *cgroup, const struct map_siz
 			goto cleanup;
 		}
 #define ATTACH(name)                                                                          \
-	snprintf(path, sizeof(path), "%s/link_" #name, pin_path);                             \
+	snprintf(path, sizeof(path), "%s/" LINK_PIN(name), dir);                              \
 	ret = attach_pinned(dp->skel->progs.bpfsvc_##name, cg_fd, path);                     \
 	if (ret) {                                                                            \
 		snprintf(err, errlen, "attach " #name " to %s: %s", cgroup, strerror(-ret));  \
@@ -270,9 +271,8 @@ void datapath_close(struct datapath *dp)
 {
 	if (!dp)
 		return;
-	if (dp->lock_fd >= 0)
-		close(dp->lock_fd);
 	sock_lb_bpf__destroy(dp->skel);
+	pindir_close(&dp->dir);
 	free(dp);
 }
 
@@ -355,6 +355,7 @@ int datapath_adopt(struct datapath *dp, struct sync *s, uint64_t *gc)
 {
 	const struct pinned_maps *m = &dp->maps;
 	struct bpfsvc_backend *be = NULL;
+	uint32_t cap_be = 0;
 	struct bpfsvc_slot_key *dead = NULL;
 	size_t ndead = 0, capdead = 0;
 	struct bpfsvc_fe_key k, *prev = NULL;
@@ -373,11 +374,6 @@ int datapath_adopt(struct datapath *dp, struct sync *s, uint64_t *gc)
 				goto cleanup;
 		}
 	}
-	be = malloc(BPFSVC_MAX_BACKENDS_PER_FE * sizeof(*be));
-	if (!be) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
 	while (!bpf_map_get_next_key(m->fe, prev, &k)) {
 		struct bpfsvc_fe_val v;
 		uint32_t n = 0;
@@ -386,9 +382,20 @@ int datapath_adopt(struct datapath *dp, struct sync *s, uint64_t *gc)
 		prev = &k;
 		if (bpf_map_lookup_elem(m->fe, &k, &v))
 			continue;
-		if (v.count > BPFSVC_MAX_BACKENDS_PER_FE) {
+		/* A set cannot hold more backends than the slot map has room for. */
+		if (v.count > m->max_slots) {
 			v.count = 0;
 			dirty = true;
+		}
+		if (v.count > cap_be) {
+			struct bpfsvc_backend *p = realloc(be, v.count * sizeof(*be));
+
+			if (!p) {
+				err = -ENOMEM;
+				goto cleanup;
+			}
+			be = p;
+			cap_be = v.count;
 		}
 		for (sk.set_id = v.set_id, sk.idx = 0; sk.idx < v.count; sk.idx++) {
 			if (bpf_map_lookup_elem(m->slots, &sk, &be[n]))
@@ -461,6 +468,10 @@ int pinned_open(const char *pin_path, struct pinned_maps *m, char *err, size_t e
 		return ret;
 	}
 	m->max_services = info.max_entries;
+	len = sizeof(info);
+	m->max_slots = bpf_obj_get_info_by_fd(m->slots, &info, &len) ? 0 : info.max_entries;
+	len = sizeof(info);
+	m->max_frontends = bpf_obj_get_info_by_fd(m->fe, &info, &len) ? 0 : info.max_entries;
 	m->ncpus = libbpf_num_possible_cpus();
 	return 0;
 }
@@ -476,42 +487,233 @@ void pinned_close(struct pinned_maps *m)
 	}
 }
 
-int datapath_cleanup(const char *pin_path, char *err, size_t errlen)
+/* One name bpfsvc pins, and the object cleanup expects under it. */
+struct pin {
+	const char *name; /* in the pin directory */
+	const char *obj;  /* the map's name, or the name of the link's program */
+	bool link;
+	int fd;
+};
+
+#define MAX_PINS 32
+
+/* Counts past MAX_PINS without writing, so the caller can tell. */
+static void add_pin(struct pin *pins, size_t *n, const char *name, const char *obj, bool link)
+{
+	if (*n < MAX_PINS)
+		pins[*n] = (struct pin){ name, obj, link, -1 };
+	(*n)++;
+}
+
+/* The kernel names the anon inode behind each kind of BPF fd. */
+static bool fd_is(int fd, const char *kind)
+{
+	char proc[32], target[32];
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = 0;
+	return !strcmp(target, kind);
+}
+
+static bool is_ours(const struct pin *p)
+{
+	union {
+		struct bpf_map_info map;
+		struct bpf_link_info link;
+		struct bpf_prog_info prog;
+	} info;
+	__u32 len = sizeof(info);
+	int fd;
+	bool ret;
+
+	memset(&info, 0, sizeof(info));
+	if (!p->link)
+		return fd_is(p->fd, "anon_inode:bpf-map") &&
+		       !bpf_obj_get_info_by_fd(p->fd, &info.map, &len) &&
+		       !strncmp(info.map.name, p->obj, sizeof(info.map.name) - 1);
+	/* A link made by this process is "bpf_link", one from bpf_obj_get() "bpf-link". */
+	if (!(fd_is(p->fd, "anon_inode:bpf_link") || fd_is(p->fd, "anon_inode:bpf-link")) ||
+	    bpf_obj_get_info_by_fd(p->fd, &info.link, &len) ||
+	    info.link.type != BPF_LINK_TYPE_CGROUP)
+		return false;
+	fd = bpf_prog_get_fd_by_id(info.link.prog_id);
+	if (fd < 0)
+		return false;
+	memset(&info, 0, sizeof(info));
+	len = sizeof(info);
+	ret = !bpf_obj_get_info_by_fd(fd, &info.prog, &len) &&
+	      !strncmp(info.prog.name, p->obj, sizeof(info.prog.name) - 1);
+	close(fd);
+	return ret;
+}
+
+/* Open p->fd if bpfsvc's object is pinned under p->name: 0, -ENOENT when nothing is there,
+ * -EPERM with err saying what is there instead. A symlink is never followed. */
+static int pin_check(const struct pindir *dir, const char *pin_path, struct pin *p, char *err,
+		     size_t errlen)
 {
 	char path[PATH_MAX];
-	struct dirent *de;
-	DIR *d;
-	int ret = 0;
+	struct stat st;
 
-	d = opendir(pin_path);
-	if (!d) {
+	if (fstatat(dir->fd, p->name, &st, AT_SYMLINK_NOFOLLOW)) {
 		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "open %s: %s", pin_path, strerror(errno));
+			return -ENOENT;
+		snprintf(err, errlen, "%s/%s: %s", pin_path, p->name, strerror(errno));
 		return -errno;
 	}
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", pin_path, de->d_name);
-		if (!strncmp(de->d_name, "link_", 5)) {
-			int fd = bpf_obj_get(path);
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s/%s is %s, not a bpfsvc pin; refusing, nothing removed",
+			 pin_path, p->name, S_ISLNK(st.st_mode) ? "a symlink" : "not a BPF object");
+		return -EPERM;
+	}
+	/* The directory passed its checks: only root can have put something else here since. */
+	snprintf(path, sizeof(path), "%s/%s", dir->at, p->name);
+	p->fd = bpf_obj_get(path);
+	if (p->fd < 0) {
+		snprintf(err, errlen, "open %s/%s: %s; refusing, nothing removed", pin_path,
+			 p->name, strerror(errno));
+		return -errno;
+	}
+	if (!is_ours(p)) {
+		snprintf(err, errlen, "%s/%s is not bpfsvc's %s; refusing, nothing removed",
+			 pin_path, p->name, p->link ? "link" : "map");
+		return -EPERM;
+	}
+	return 0;
+}
 
-			/* Detach explicitly: a running agent may still hold the link. */
-			if (fd >= 0) {
-				bpf_link_detach(fd);
-				close(fd);
-			}
-		}
-		if (unlink(path) && !ret) {
-			ret = -errno;
-			snprintf(err, errlen, "unlink %s: %s", path, strerror(errno));
-		}
+static int dir_empty(int fd, bool *empty)
+{
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (dfd < 0)
+		return -errno;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -ENOMEM;
 	}
+	*empty = true;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			*empty = false;
+			break;
+		}
 	closedir(d);
-	if (rmdir(pin_path) && !ret) {
-		ret = -errno;
-		snprintf(err, errlen, "rmdir %s: %s", pin_path, strerror(errno));
+	return 0;
+}
+
+/* rmdir, which removes only an empty directory; a mount point stays. */
+static int remove_dir(const struct pindir *dir, const char *pin_path,
+		      struct cleanup_result *res, char *err, size_t errlen)
+{
+	if (dir->parent_fd < 0 || !unlinkat(dir->parent_fd, dir->name, AT_REMOVEDIR))
+		return 0;
+	if (errno == ENOTEMPTY || errno == EEXIST) {
+		res->dir_kept = true;
+		return 0;
 	}
+	if (errno == EBUSY) /* a mount point */
+		return 0;
+	snprintf(err, errlen, "rmdir %s: %s", pin_path, strerror(errno));
+	return -errno;
+}
+
+int datapath_cleanup(const char *pin_path, struct cleanup_result *res, char *err, size_t errlen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	struct sock_lb_bpf *skel = NULL;
+	struct pin pins[MAX_PINS];
+	size_t npins = 0, found = 0, i;
+	struct bpf_map *map;
+	struct pindir dir;
+	bool empty = false;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	libbpf_set_print(libbpf_log);
+	ret = pindir_open(&dir, pin_path, PINDIR_CLEANUP, err, errlen);
+	if (ret == -ENOENT) {
+		ret = 0; /* nothing was pinned there */
+		goto cleanup;
+	}
+	if (ret)
+		goto cleanup;
+	/* The skeleton says which maps libbpf pins, and under which names. */
+	oo.pin_root_path = dir.at;
+	skel = sock_lb_bpf__open_opts(&oo);
+	if (!skel) {
+		ret = -errno;
+		snprintf(err, errlen, "open BPF object: %s", strerror(errno));
+		goto cleanup;
+	}
+	bpf_object__for_each_map(map, skel->obj) {
+		if (bpf_map__pin_path(map))
+			add_pin(pins, &npins, bpf_map__name(map), bpf_map__name(map), false);
+	}
+#define PIN_LINK(prog) add_pin(pins, &npins, LINK_PIN(prog), "bpfsvc_" #prog, true);
+	PROGS(PIN_LINK)
+#undef PIN_LINK
+	if (npins > MAX_PINS) {
+		ret = -E2BIG;
+		snprintf(err, errlen, "more than %d pin names", MAX_PINS);
+		goto cleanup;
+	}
+	/* Everything is checked before anything is removed. */
+	for (i = 0; i < npins; i++) {
+		ret = pin_check(&dir, pin_path, &pins[i], err, errlen);
+		if (ret == -ENOENT)
+			continue;
+		if (ret)
+			goto cleanup;
+		found++;
+	}
+	if (!found) {
+		ret = dir_empty(dir.fd, &empty);
+		if (ret) {
+			snprintf(err, errlen, "read %s: %s", pin_path, strerror(-ret));
+			goto cleanup;
+		}
+		if (!empty) {
+			ret = -EPERM;
+			snprintf(err, errlen, "%s holds no bpfsvc pins; refusing, nothing removed",
+				 pin_path);
+			goto cleanup;
+		}
+		ret = remove_dir(&dir, pin_path, res, err, errlen);
+		goto cleanup;
+	}
+	/* Links first: the programs stop before their maps go. Detach explicitly: a running
+	 * agent may still hold a link. */
+	for (i = 0; i < npins; i++)
+		if (pins[i].fd >= 0 && pins[i].link)
+			bpf_link_detach(pins[i].fd);
+	for (i = 0; i < npins; i++) {
+		if (pins[i].fd < 0)
+			continue;
+		if (unlinkat(dir.fd, pins[i].name, 0)) {
+			if (!ret) {
+				ret = -errno;
+				snprintf(err, errlen, "unlink %s/%s: %s", pin_path, pins[i].name,
+					 strerror(errno));
+			}
+			continue;
+		}
+		res->removed++;
+	}
+	if (!ret)
+		ret = remove_dir(&dir, pin_path, res, err, errlen);
+cleanup:
+	for (i = 0; i < npins && i < MAX_PINS; i++)
+		if (pins[i].fd >= 0)
+			close(pins[i].fd);
+	sock_lb_bpf__destroy(skel);
+	pindir_close(&dir);
 	return ret;
 }

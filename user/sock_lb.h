@@ -23,6 +23,7 @@ struct map_sizes {
 struct pinned_maps {
 	int fe, slots, svcs, stats;
 	uint32_t max_services;
+	uint32_t max_frontends, max_slots; /* capacities, for errors and bounds on counts */
 	int ncpus;
 };
 
@@ -42,8 +43,19 @@ int datapath_adopt(struct datapath *dp, struct sync *s, uint64_t *gc);
 /* Map operations for sync over dp (ctx is the struct pinned_maps *). */
 extern const struct sync_ops datapath_sync_ops;
 
-/* Detach the programs and remove every pin under pin_path. */
-int datapath_cleanup(const char *pin_path, char *err, size_t errlen);
+struct cleanup_result {
+	unsigned int removed; /* pins */
+	bool dir_kept;	      /* the directory holds other entries, so it stays */
+};
+
+/*
+ * Detach the programs and remove bpfsvc's pins (its maps and links, by their fixed names)
+ * from pin_path, then the directory if that left it empty. Refuses, removing nothing, unless
+ * pin_path passes the agent's ownership checks, is on bpffs and every entry under one of
+ * those names is bpfsvc's object (never a symlink). A missing pin_path is not an error.
+ */
+int datapath_cleanup(const char *pin_path, struct cleanup_result *res, char *err,
+		     size_t errlen);
 
 int pinned_open(const char *pin_path, struct pinned_maps *m, char *err, size_t errlen);
 void pinned_close(struct pinned_maps *m);
