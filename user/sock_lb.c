@@ -440,40 +440,67 @@ cleanup:
 
 int pinned_open(const char *pin_path, struct pinned_maps *m, char *err, size_t errlen)
 {
-	static const char *const names[] = { "bpfsvc_fe", "bpfsvc_slots", "bpfsvc_svcs",
-					     "bpfsvc_stats" };
+	/* Lookups copy values into these structs: a map of another layout (another tool's, an
+	 * older ABI) must not be read at all. */
+	static const struct {
+		const char *name;
+		__u32 key_size, value_size;
+	} want[] = {
+		{ "bpfsvc_fe", sizeof(struct bpfsvc_fe_key), sizeof(struct bpfsvc_fe_val) },
+		{ "bpfsvc_slots", sizeof(struct bpfsvc_slot_key), sizeof(struct bpfsvc_backend) },
+		{ "bpfsvc_svcs", sizeof(__u32), sizeof(struct bpfsvc_svc_info) },
+		{ "bpfsvc_stats", sizeof(__u32), sizeof(struct bpfsvc_stats) },
+	};
 	int *fds[] = { &m->fe, &m->slots, &m->svcs, &m->stats };
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
+	__u32 *caps[] = { &m->max_frontends, &m->max_slots, &m->max_services, NULL };
+	struct pindir dir;
 	char path[PATH_MAX];
 	size_t i;
 	int ret;
 
 	m->fe = m->slots = m->svcs = m->stats = -1;
+	pindir_init(&dir);
+	/* The same trust rules as the agent's: what list shows must be what bpfsvc wrote. */
+	ret = pindir_open(&dir, pin_path, PINDIR_CLEANUP, err, errlen);
+	if (ret)
+		goto cleanup;
 	for (i = 0; i < 4; i++) {
-		snprintf(path, sizeof(path), "%s/%s", pin_path, names[i]);
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+
+		snprintf(path, sizeof(path), "%s/%s", dir.at, want[i].name);
 		*fds[i] = bpf_obj_get(path);
 		if (*fds[i] < 0) {
 			ret = -errno;
-			snprintf(err, errlen, "open pinned map %s: %s (is the agent set up there?)",
-				 path, strerror(errno));
-			pinned_close(m);
-			return ret;
+			snprintf(err, errlen, "open pinned map %s/%s: %s (is the agent set up there?)",
+				 pin_path, want[i].name, strerror(errno));
+			goto cleanup;
 		}
+		if (bpf_obj_get_info_by_fd(*fds[i], &info, &len)) {
+			ret = -errno;
+			snprintf(err, errlen, "map info %s/%s: %s", pin_path, want[i].name,
+				 strerror(errno));
+			goto cleanup;
+		}
+		if (strcmp(info.name, want[i].name) || info.key_size != want[i].key_size ||
+		    info.value_size != want[i].value_size) {
+			ret = -EPROTO;
+			snprintf(err, errlen,
+				 "%s/%s is not a map of this bpfsvc (name %s, key %u, value %u bytes; "
+				 "want %u, %u)",
+				 pin_path, want[i].name, info.name, info.key_size, info.value_size,
+				 want[i].key_size, want[i].value_size);
+			goto cleanup;
+		}
+		if (caps[i])
+			*caps[i] = info.max_entries;
 	}
-	if (bpf_obj_get_info_by_fd(m->svcs, &info, &len)) {
-		ret = -errno;
-		snprintf(err, errlen, "map info %s: %s", names[2], strerror(errno));
-		pinned_close(m);
-		return ret;
-	}
-	m->max_services = info.max_entries;
-	len = sizeof(info);
-	m->max_slots = bpf_obj_get_info_by_fd(m->slots, &info, &len) ? 0 : info.max_entries;
-	len = sizeof(info);
-	m->max_frontends = bpf_obj_get_info_by_fd(m->fe, &info, &len) ? 0 : info.max_entries;
 	m->ncpus = libbpf_num_possible_cpus();
-	return 0;
+cleanup:
+	pindir_close(&dir);
+	if (ret)
+		pinned_close(m);
+	return ret;
 }
 
 void pinned_close(struct pinned_maps *m)

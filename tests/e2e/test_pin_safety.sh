@@ -174,6 +174,17 @@ bpftool map create "$BPF/other/bpfsvc_fe" type hash key 4 value 4 entries 8 name
 "$BPFSVC" cleanup --pin-path "$BPF/other" 2>"$TMP/e3.err"
 check "a foreign map under a bpfsvc pin name: refused" grep -q "$BPF/other/bpfsvc_fe is not bpfsvc's map; refusing" "$TMP/e3.err"
 check "  and both maps stay" test -e "$BPF/other/bpfsvc_fe" -a -e "$BPF/other/othermap"
+# list reads only what it can trust: a map of another layout under a bpfsvc name would have
+# its values copied into bpfsvc's structs.
+for n in bpfsvc_slots bpfsvc_svcs bpfsvc_stats; do
+	bpftool map create "$BPF/other/$n" type hash key 4 value 4 entries 8 name "$n"
+done
+"$BPFSVC" list --pin-path "$BPF/other" >/dev/null 2>"$TMP/l.err"
+rc=$?
+check "list on maps of another layout: refused (exit $rc)" test "$rc" -ne 0
+check "  naming the map" grep -q "$BPF/other/bpfsvc_fe is not a map of this bpfsvc" "$TMP/l.err"
+"$BPFSVC" list --pin-path "$BPF/nobody-parent/x" >/dev/null 2>"$TMP/l2.err"
+check "list below a directory nobody owns: refused" grep -q "owned by uid 65534, not root; refusing" "$TMP/l2.err"
 
 bpftool map create "$BPF/rootmap" type hash key 4 value 4 entries 8 name rootmap
 "$BPFSVC" cleanup --pin-path "$BPF" 2>"$TMP/e4.err"
