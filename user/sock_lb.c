@@ -462,6 +462,9 @@ int pinned_open(const char *pin_path, struct pinned_maps *m, char *err, size_t e
 	pindir_init(&dir);
 	/* The same trust rules as the agent's: what list shows must be what bpfsvc wrote. */
 	ret = pindir_open(&dir, pin_path, PINDIR_CLEANUP, err, errlen);
+	if (ret == -ENOENT)
+		snprintf(err, errlen, "open pinned maps in %s: %s (is the agent set up there?)",
+			 pin_path, strerror(ENOENT));
 	if (ret)
 		goto cleanup;
 	for (i = 0; i < 4; i++) {
