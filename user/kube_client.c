@@ -21,6 +21,8 @@ struct kube_req {
 	kube_done_fn done;
 	void *arg;
 	long retry_after;
+	bool queued;	/* waiting for the exec plugin's credential, not in the multi handle */
+	bool releasing; /* the credential came: being attached (or failed) now */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -34,6 +36,10 @@ struct kube_client {
 	bool *fds; /* fds[fd]: fd is one of curl's sockets in epfd */
 	int nfds;
 	struct kube_req *reqs;
+	int exec_timerfd;   /* the exec plugin's deadline, -1 without a plugin */
+	bool exec_watched;  /* a plugin run's descriptors are in epfd */
+	void (*cred_report)(void *arg, const char *err);
+	void *cred_arg;
 };
 
 static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
@@ -97,19 +103,27 @@ int kube_client_new(const struct kube_config *cfg, const struct kube_client_opts
 	c->cfg = cfg;
 	c->o = *o;
 	c->epfd = epfd;
+	c->exec_timerfd = -1;
 	kube_cred_init(&c->cred, cfg);
 	c->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (cfg->exec)
+		c->exec_timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	c->multi = curl_multi_init();
-	if (c->timerfd < 0 || !c->multi) {
+	if (c->timerfd < 0 || (cfg->exec && c->exec_timerfd < 0) || !c->multi) {
 		snprintf(err, errlen, "cannot set up the HTTP client");
 		kube_client_free(c);
 		return -ENOMEM;
 	}
 	ev.data.fd = c->timerfd;
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->timerfd, &ev)) {
-		snprintf(err, errlen, "epoll: %s", strerror(errno));
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->timerfd, &ev) ||
+	    (c->exec_timerfd >= 0 &&
+	     epoll_ctl(epfd, EPOLL_CTL_ADD, c->exec_timerfd,
+		       &(struct epoll_event){ .events = EPOLLIN, .data.fd = c->exec_timerfd }))) {
+		int ret = -errno;
+
+		snprintf(err, errlen, "epoll: %s", strerror(-ret));
 		kube_client_free(c);
-		return -errno;
+		return ret;
 	}
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
@@ -147,7 +161,10 @@ void kube_client_free(struct kube_client *c)
 		curl_multi_cleanup(c->multi);
 	if (c->timerfd >= 0)
 		close(c->timerfd);
+	if (c->exec_timerfd >= 0)
+		close(c->exec_timerfd);
 	free(c->fds);
+	/* Kills a plugin still running, with whatever it started. */
 	kube_cred_fini(&c->cred);
 	free(c);
 }
@@ -162,7 +179,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 	return r->data(r->arg, status, ptr, size * nmemb) ? 0 : size * nmemb;
 }
 
-/* Retry-After in delta-seconds, clamped to [1, 60]; an HTTP date or junk counts as absent
+/* Retry-After in delta-seconds, clamped to [0, 60]; an HTTP date or junk counts as absent
  * (-1), so the caller's own backoff applies rather than a hot retry. */
 static long parse_retry_after(const char *s)
 {
@@ -178,7 +195,7 @@ static long parse_retry_after(const char *s)
 		end++;
 	if (*end)
 		return -1;
-	return v < 1 ? 1 : v > 60 ? 60 : v;
+	return v < 0 ? 0 : v > 60 ? 60 : v;
 }
 
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
@@ -242,11 +259,43 @@ static void set_tls(struct kube_client *c, CURL *e)
 		CURL_BLOB_NOCOPY);
 }
 
+/* Credentials, TLS and into the multi handle: done when the request goes out, so a request
+ * that waited for the exec plugin carries what it returned. */
+static int req_attach(struct kube_client *c, struct kube_req *r)
+{
+	struct curl_slist *h;
+	char *auth = NULL;
+	int ret = -ENOMEM;
+
+	curl_slist_free_all(r->headers);
+	r->headers = curl_slist_append(NULL, "Accept: application/json");
+	if (!r->headers)
+		goto cleanup;
+	if (c->cred.token) {
+		if (asprintf(&auth, "Authorization: Bearer %s", c->cred.token) < 0) {
+			auth = NULL;
+			goto cleanup;
+		}
+		h = curl_slist_append(r->headers, auth);
+		if (!h)
+			goto cleanup;
+		r->headers = h;
+	}
+	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+	set_tls(c, r->easy);
+	ret = curl_multi_add_handle(c->multi, r->easy) ? -EIO : 0;
+cleanup:
+	if (auth)
+		explicit_bzero(auth, strlen(auth));
+	free(auth);
+	return ret;
+}
+
 int kube_client_get(struct kube_client *c, const char *path_query, bool stream, kube_data_fn data,
 		    kube_done_fn done, void *arg, struct kube_req **out)
 {
 	struct kube_req *r;
-	char *url = NULL, *auth = NULL;
+	char *url = NULL;
 	int ret = -ENOMEM;
 
 	r = calloc(1, sizeof(*r));
@@ -262,25 +311,8 @@ int kube_client_get(struct kube_client *c, const char *path_query, bool stream, 
 		url = NULL;
 		goto fail;
 	}
-	r->headers = curl_slist_append(NULL, "Accept: application/json");
-	if (!r->headers)
-		goto fail;
-	if (c->cred.token) {
-		struct curl_slist *h;
-
-		if (asprintf(&auth, "Authorization: Bearer %s", c->cred.token) < 0) {
-			auth = NULL;
-			goto fail;
-		}
-		h = curl_slist_append(r->headers, auth);
-		explicit_bzero(auth, strlen(auth));
-		if (!h)
-			goto fail;
-		r->headers = h;
-	}
 	curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
 	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, header_cb);
@@ -299,13 +331,13 @@ int kube_client_get(struct kube_client *c, const char *path_query, bool stream, 
 	} else {
 		curl_easy_setopt(r->easy, CURLOPT_TIMEOUT, c->o.request_timeout_s);
 	}
-	set_tls(c, r->easy);
-	if (curl_multi_add_handle(c->multi, r->easy)) {
-		ret = -EIO;
+	/* The exec plugin is running: the request waits for its answer rather than going out
+	 * with a credential about to be replaced (or none, for a certain 401). */
+	if (kube_cred_exec_running(&c->cred))
+		r->queued = true;
+	else if ((ret = req_attach(c, r)))
 		goto fail;
-	}
 	free(url);
-	free(auth);
 	r->next = c->reqs;
 	if (c->reqs)
 		c->reqs->prev = r;
@@ -314,7 +346,6 @@ int kube_client_get(struct kube_client *c, const char *path_query, bool stream, 
 	return 0;
 fail:
 	free(url);
-	free(auth);
 	req_free(c, r);
 	return ret;
 }
@@ -324,10 +355,121 @@ void kube_req_cancel(struct kube_client *c, struct kube_req *r)
 	req_free(c, r);
 }
 
+/* A plugin run started: its pipe and pidfd join the event loop, its deadline the timerfd. */
+static int exec_watch(struct kube_client *c, char *err, size_t errlen)
+{
+	struct itimerspec its = {};
+	uint64_t dl = kube_cred_exec_deadline(&c->cred);
+	int fds[2], n = kube_cred_exec_fds(&c->cred, fds), ret = 0;
+
+	if (c->exec_watched)
+		return 0;
+	for (int i = 0; i < n && !ret; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
+
+		if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fds[i], &ev))
+			ret = -errno;
+	}
+	its.it_value.tv_sec = (time_t)(dl / 1000000000ULL);
+	its.it_value.tv_nsec = (long)(dl % 1000000000ULL);
+	if (!ret && timerfd_settime(c->exec_timerfd, TFD_TIMER_ABSTIME, &its, NULL))
+		ret = -errno;
+	if (ret) {
+		/* Unwatched, it would hold the queued requests forever. Closing its descriptors
+		 * takes them out of epoll too. */
+		kube_cred_exec_abort(&c->cred);
+		snprintf(err, errlen, "exec plugin: cannot watch it: %s", strerror(-ret));
+		return ret;
+	}
+	c->exec_watched = true;
+	return 0;
+}
+
 int kube_client_refresh_cred(struct kube_client *c, uint64_t now_ns, bool force, char *err,
 			     size_t errlen)
 {
-	return kube_cred_refresh(&c->cred, now_ns, force, err, errlen);
+	int ret = kube_cred_refresh(&c->cred, now_ns, force, err, errlen);
+
+	return ret == -EINPROGRESS ? exec_watch(c, err, errlen) : ret;
+}
+
+void kube_client_set_cred_report(struct kube_client *c, void (*fn)(void *arg, const char *err),
+				 void *arg)
+{
+	c->cred_report = fn;
+	c->cred_arg = arg;
+}
+
+static bool is_exec_fd(const struct kube_client *c, int fd)
+{
+	int fds[2], n = kube_cred_exec_fds(&c->cred, fds);
+
+	if (fd >= 0 && fd == c->exec_timerfd)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (fds[i] == fd)
+			return true;
+	return false;
+}
+
+/* A request that cannot go out: its done callback says why, as for a failed transfer. */
+static void req_fail(struct kube_client *c, struct kube_req *r, const char *why)
+{
+	struct kube_result res = { .curl_code = CURLE_AUTH_ERROR, .retry_after = -1 };
+
+	snprintf(r->errbuf, sizeof(r->errbuf), "%s", why);
+	res.error = r->errbuf;
+	r->done(r->arg, &res);
+	req_free(c, r);
+}
+
+/* The plugin run is over: requests that waited for it go out, with the new credential or
+ * the previous one; with none at all they fail (and their owner backs off). */
+static void release_queued(struct kube_client *c, int ret, const char *err)
+{
+	bool usable = c->cred.token || c->cred.exec_cert;
+	char why[CURL_ERROR_SIZE];
+	struct kube_req *r;
+
+	snprintf(why, sizeof(why), "no credential: %s", ret ? err : "exec plugin gave none");
+	for (r = c->reqs; r; r = r->next)
+		if (r->queued) {
+			r->queued = false;
+			r->releasing = true;
+		}
+	/* One at a time from the head: a done callback may add or cancel requests. */
+	for (;;) {
+		for (r = c->reqs; r && !r->releasing; r = r->next)
+			;
+		if (!r)
+			break;
+		r->releasing = false;
+		if (!usable)
+			req_fail(c, r, why);
+		else if (req_attach(c, r))
+			req_fail(c, r, "cannot start the request: out of memory");
+	}
+}
+
+static void exec_event(struct kube_client *c)
+{
+	struct itimerspec off = {};
+	char err[512] = "";
+	uint64_t ticks;
+	int ret;
+
+	/* Whichever descriptor woke us, the run is looked at as a whole; the timer only needs
+	 * its expiry count consumed (EAGAIN when it was not the one). */
+	if (read(c->exec_timerfd, &ticks, sizeof(ticks)) < 0)
+		ticks = 0;
+	ret = kube_cred_exec_event(&c->cred, err, sizeof(err));
+	if (ret == -EINPROGRESS)
+		return;
+	c->exec_watched = false;
+	timerfd_settime(c->exec_timerfd, 0, &off, NULL);
+	if (ret && c->cred_report)
+		c->cred_report(c->cred_arg, err);
+	release_queued(c, ret, err);
 }
 
 int kube_client_timer_fd(const struct kube_client *c)
@@ -337,7 +479,7 @@ int kube_client_timer_fd(const struct kube_client *c)
 
 bool kube_client_owns_fd(const struct kube_client *c, int fd)
 {
-	return fd >= 0 && fd < c->nfds && c->fds[fd];
+	return (fd >= 0 && fd < c->nfds && c->fds[fd]) || is_exec_fd(c, fd);
 }
 
 static void check_done(struct kube_client *c)
@@ -368,6 +510,10 @@ void kube_client_on_fd(struct kube_client *c, int fd, uint32_t epoll_events)
 {
 	int flags = 0, running;
 
+	if (is_exec_fd(c, fd)) {
+		exec_event(c);
+		return;
+	}
 	if (epoll_events & EPOLLIN)
 		flags |= CURL_CSELECT_IN;
 	if (epoll_events & EPOLLOUT)

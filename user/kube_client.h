@@ -45,11 +45,17 @@ int kube_client_get(struct kube_client *c, const char *path_query, bool stream, 
 /* Abort a request; none of its callbacks run afterwards. */
 void kube_req_cancel(struct kube_client *c, struct kube_req *r);
 
-/* Refresh the credential (token file age, exec plugin expiry; force after a 401). */
+/* Refresh the credential (token file age, exec plugin expiry; force after a 401). An exec
+ * plugin runs in the background (its pipe in the event loop): requests made meanwhile wait
+ * for its answer. Returns 0 (done or started) or -errno with err set. */
 int kube_client_refresh_cred(struct kube_client *c, uint64_t now_ns, bool force, char *err,
 			     size_t errlen);
+/* Who hears that a background exec plugin run failed (err says why, never its output). */
+void kube_client_set_cred_report(struct kube_client *c, void (*fn)(void *arg, const char *err),
+				 void *arg);
 
-/* Event loop glue: the timerfd to watch, whether an fd is one of curl's, and the handlers. */
+/* Event loop glue: the timerfd to watch, whether an fd is the client's (curl's sockets, the
+ * exec plugin's pipe, pidfd and deadline timer), and the handlers. */
 int kube_client_timer_fd(const struct kube_client *c);
 bool kube_client_owns_fd(const struct kube_client *c, int fd);
 void kube_client_on_fd(struct kube_client *c, int fd, uint32_t epoll_events);

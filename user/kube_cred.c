@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 
 #include <jansson.h>
@@ -33,12 +34,16 @@ void kube_cred_init(struct kube_cred *c, const struct kube_config *cfg)
 {
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
+	c->exec_timeout_ms = KUBE_EXEC_TIMEOUT_MS;
 }
+
+static void run_abort(struct kube_exec_run *r);
 
 void kube_cred_fini(struct kube_cred *c)
 {
 	if (!c)
 		return;
+	kube_cred_exec_abort(c);
 	secret_free(&c->token, 0);
 	secret_free(&c->exec_cert, c->exec_cert_len);
 	secret_free(&c->exec_key, c->exec_key_len);
@@ -90,26 +95,80 @@ static int set_secret(char **dst, size_t *dlen, const char *src)
 	return 0;
 }
 
+/* Why jansson refused the text, without its "near '...'" excerpt of the input. */
+static const char *json_reason(const json_error_t *e)
+{
+	switch (json_error_code(e)) {
+	case json_error_out_of_memory:
+		return "out of memory";
+	case json_error_stack_overflow:
+		return "nested too deeply";
+	case json_error_invalid_utf8:
+		return "invalid UTF-8";
+	case json_error_premature_end_of_input:
+		return "truncated";
+	case json_error_end_of_input_expected:
+		return "text after the JSON value";
+	case json_error_null_character:
+	case json_error_null_byte_in_key:
+		return "NUL character";
+	case json_error_duplicate_key:
+		return "duplicate key";
+	case json_error_numeric_overflow:
+		return "number out of range";
+	default:
+		return "syntax error";
+	}
+}
+
+/* An apiVersion the plugin answered, safe to name: only known values are echoed. */
+static const char *known_api(const char *api)
+{
+	static const char *const known[] = { "client.authentication.k8s.io/v1",
+					     "client.authentication.k8s.io/v1beta1",
+					     "client.authentication.k8s.io/v1alpha1" };
+
+	for (size_t i = 0; api && i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(api, known[i]))
+			return known[i];
+	return api ? "another apiVersion" : "no apiVersion";
+}
+
+/*
+ * The plugin's output is a secret (a token may start anywhere in it, even in a malformed
+ * answer), so no error below quotes it: positions and reasons only.
+ */
 int kube_cred_parse_exec(struct kube_cred *c, const char *api_version, const char *text,
 			 char *err, size_t errlen)
 {
 	json_error_t jerr;
-	json_t *doc = json_loads(text, 0, &jerr), *st;
+	json_t *doc = json_loads(text, JSON_REJECT_DUPLICATES, &jerr), *st;
 	const char *kind, *api, *tok, *cert, *key, *exp;
 	char *ntok = NULL, *ncert = NULL, *nkey = NULL;
 	time_t expiry = 0;
 	int ret = -EINVAL;
 
 	if (!doc) {
-		snprintf(err, errlen, "exec plugin output is not JSON: %s", jerr.text);
+		snprintf(err, errlen,
+			 "exec plugin output is not JSON (%s at line %d column %d, byte %d)",
+			 json_reason(&jerr), jerr.line, jerr.column, jerr.position);
 		return -EINVAL;
 	}
 	kind = json_string_value(json_object_get(doc, "kind"));
 	api = json_string_value(json_object_get(doc, "apiVersion"));
 	st = json_object_get(doc, "status");
-	if (!kind || strcmp(kind, "ExecCredential") || !api || strcmp(api, api_version)) {
-		snprintf(err, errlen, "exec plugin returned kind %s apiVersion %s, want ExecCredential %s",
-			 kind ? kind : "?", api ? api : "?", api_version);
+	if (!kind || strcmp(kind, "ExecCredential")) {
+		snprintf(err, errlen, "exec plugin output is not an ExecCredential (kind %s)",
+			 kind ? "differs" : "missing");
+		goto cleanup;
+	}
+	if (!api || strcmp(api, api_version)) {
+		snprintf(err, errlen, "exec plugin answered %s, want %s", known_api(api),
+			 api_version);
+		goto cleanup;
+	}
+	if (st && !json_is_object(st)) {
+		snprintf(err, errlen, "exec plugin output: status is not an object");
 		goto cleanup;
 	}
 	tok = json_string_value(json_object_get(st, "token"));
@@ -125,7 +184,7 @@ int kube_cred_parse_exec(struct kube_cred *c, const char *api_version, const cha
 		goto cleanup;
 	}
 	if (exp && kube_parse_time(exp, &expiry)) {
-		snprintf(err, errlen, "exec plugin expirationTimestamp \"%s\" is not RFC 3339", exp);
+		snprintf(err, errlen, "exec plugin expirationTimestamp is not RFC 3339");
 		goto cleanup;
 	}
 	/* The new answer replaces the previous one entirely: a token (or certificate) it does
@@ -223,20 +282,105 @@ static char **exec_env(const struct kube_config *cfg)
 	return env;
 }
 
-/* Run the plugin (argv array, no shell) and collect its stdout. */
-static int run_exec(const struct kube_config *cfg, char **out, char *err, size_t errlen)
+/* A run of the exec plugin. It is over when its stdout is closed and the process reaped. */
+struct kube_exec_run {
+	pid_t pid;	     /* also the process group id (the plugin leads its own group) */
+	int out_fd;	     /* read end of its stdout, -1 once closed */
+	int pidfd;	     /* readable when the plugin exited, -1 once reaped */
+	bool reaped;
+	int status;	     /* wait status, once reaped */
+	int error;	     /* -errno decided by us (timeout, too much output), 0: none */
+	uint64_t deadline_ns;
+	char *buf;
+	size_t len, cap;
+};
+
+static uint64_t mono_ns(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void free_env(char **env)
+{
+	size_t n = 0;
+
+	if (!env)
+		return;
+	while (env[n])
+		n++;
+	free(env[n - 1]); /* KUBERNETES_EXEC_INFO, the only one we own */
+	free(env);
+}
+
+/* The plugin and whatever it started. Only while the plugin is not reaped: its pid, and so
+ * the group id, cannot be reused before that. */
+static void kill_group(struct kube_exec_run *r)
+{
+	if (!r->reaped)
+		kill(-r->pid, SIGKILL);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void run_free(struct kube_exec_run *r)
+{
+	if (!r)
+		return;
+	close_fd(&r->out_fd);
+	close_fd(&r->pidfd);
+	secret_free(&r->buf, r->cap);
+	free(r);
+}
+
+/* A plugin still running when we stop is killed with all it started. Reaped if it dies
+ * within a second; one stuck in the kernel is left to init. */
+static void run_abort(struct kube_exec_run *r)
+{
+	struct pollfd p;
+
+	if (!r)
+		return;
+	p = (struct pollfd){ .fd = r->pidfd, .events = POLLIN };
+	kill_group(r);
+	if (!r->reaped && poll(&p, 1, 1000) > 0 && waitpid(r->pid, &r->status, WNOHANG) > 0)
+		r->reaped = true;
+	run_free(r);
+}
+
+/* Start the plugin (argv array, no shell) with its stdout on a pipe we read without
+ * blocking. */
+static int exec_start(struct kube_cred *c, char *err, size_t errlen)
+{
+	const struct kube_config *cfg = c->cfg;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, deflt;
-	char **env = NULL, *buf = NULL;
-	size_t len = 0, cap = 0;
-	int pipefd[2] = { -1, -1 }, status = 0, ret;
-	struct timespec t0, t;
-	pid_t pid = -1;
+	struct kube_exec_run *r;
+	char **env = NULL;
+	int pipefd[2] = { -1, -1 }, ret;
 
-	if (pipe2(pipefd, O_CLOEXEC))
-		return -errno;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->out_fd = r->pidfd = -1;
+	if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK)) {
+		ret = -errno;
+		snprintf(err, errlen, "exec plugin %s: pipe: %s", cfg->exec->command, strerror(-ret));
+		goto cleanup;
+	}
+	/* Only our end is non-blocking: the plugin's stdout behaves as usual. */
+	if (fcntl(pipefd[1], F_SETFL, 0)) {
+		ret = -errno;
+		goto cleanup;
+	}
 	env = exec_env(cfg);
 	if (!env) {
 		ret = -ENOMEM;
@@ -257,95 +401,179 @@ static int run_exec(const struct kube_config *cfg, char **out, char *err, size_t
 	sigaddset(&deflt, SIGTERM);
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &deflt);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	ret = -posix_spawnp(&pid, cfg->exec->command, &fa, &attr, cfg->exec->argv, env);
+	/* Its own process group: a timeout or our exit kills whatever it started too. */
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+						POSIX_SPAWN_SETPGROUP);
+	ret = -posix_spawnp(&r->pid, cfg->exec->command, &fa, &attr, cfg->exec->argv, env);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
-	close(pipefd[1]);
-	pipefd[1] = -1;
 	if (ret) {
 		snprintf(err, errlen, "exec plugin %s: %s", cfg->exec->command, strerror(-ret));
-		pid = -1;
 		goto cleanup;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
-		ssize_t got;
-		long waited;
-		int pr;
-
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		waited = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-		pr = waited >= KUBE_EXEC_TIMEOUT_MS ? 0 : poll(&p, 1, (int)(KUBE_EXEC_TIMEOUT_MS - waited));
-
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr <= 0) {
-			snprintf(err, errlen, "exec plugin %s: no answer in %d ms", cfg->exec->command,
-				 KUBE_EXEC_TIMEOUT_MS);
-			ret = -ETIMEDOUT;
-			kill(pid, SIGKILL);
-			goto cleanup;
-		}
-		if (cap - len < 4096) {
-			char *nb = realloc(buf, cap + 65536);
-
-			if (!nb) {
-				ret = -ENOMEM;
-				goto cleanup;
-			}
-			buf = nb;
-			cap += 65536;
-		}
-		got = read(pipefd[0], buf + len, cap - len - 1);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			break;
-		len += (size_t)got;
-		if (len > 1 << 20) {
-			snprintf(err, errlen, "exec plugin %s: output over 1 MiB", cfg->exec->command);
-			ret = -E2BIG;
-			kill(pid, SIGKILL);
-			goto cleanup;
-		}
+	r->out_fd = pipefd[0];
+	pipefd[0] = -1;
+	r->deadline_ns = mono_ns() + (uint64_t)c->exec_timeout_ms * 1000000ULL;
+	r->pidfd = pidfd_open(r->pid, 0);
+	if (r->pidfd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "exec plugin %s: pidfd_open: %s", cfg->exec->command,
+			 strerror(-ret));
+		kill_group(r);
+		while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
+			;
+		r->reaped = true;
+		goto cleanup;
 	}
-	if (buf)
-		buf[len] = 0;
+	c->run = r;
+	r = NULL;
 	ret = 0;
 cleanup:
-	if (pid > 0) {
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		if (!ret && (!WIFEXITED(status) || WEXITSTATUS(status))) {
-			snprintf(err, errlen, "exec plugin %s failed (status %d)", cfg->exec->command,
-				 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-			ret = -EPERM;
-		}
-	}
-	if (pipefd[0] >= 0)
-		close(pipefd[0]);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
-	if (env) {
-		size_t n = 0;
+	close_fd(&pipefd[0]);
+	close_fd(&pipefd[1]);
+	free_env(env);
+	run_free(r);
+	return ret;
+}
 
-		while (env[n])
-			n++;
-		free(env[n - 1]); /* KUBERNETES_EXEC_INFO, the only one we own */
-		free(env);
-	}
-	if (ret || !len) {
-		secret_free(&buf, len);
-		if (!ret) {
-			snprintf(err, errlen, "exec plugin %s printed nothing", cfg->exec->command);
-			ret = -EINVAL;
+/* Read what the plugin wrote so far; EOF closes our end. */
+static void exec_read(struct kube_exec_run *r)
+{
+	while (r->out_fd >= 0) {
+		ssize_t got;
+
+		if (r->cap - r->len < 4096) {
+			char *nb = malloc(r->cap + 65536);
+
+			if (!nb) {
+				r->error = -ENOMEM;
+				kill_group(r);
+				close_fd(&r->out_fd);
+				return;
+			}
+			/* Not realloc: the old copy of a secret must be wiped, not just freed. */
+			if (r->buf)
+				memcpy(nb, r->buf, r->len);
+			secret_free(&r->buf, r->cap);
+			r->buf = nb;
+			r->cap += 65536;
 		}
-		return ret;
+		got = read(r->out_fd, r->buf + r->len, r->cap - r->len - 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && errno == EAGAIN)
+			return;
+		if (got <= 0) {
+			close_fd(&r->out_fd);
+			return;
+		}
+		r->len += (size_t)got;
+		if (r->len > KUBE_EXEC_MAX_OUTPUT) {
+			r->error = -E2BIG;
+			kill_group(r);
+			close_fd(&r->out_fd);
+			return;
+		}
 	}
-	*out = buf;
-	return 0;
+}
+
+int kube_cred_exec_fds(const struct kube_cred *c, int fds[2])
+{
+	int n = 0;
+
+	if (!c->run)
+		return 0;
+	if (c->run->out_fd >= 0)
+		fds[n++] = c->run->out_fd;
+	if (c->run->pidfd >= 0)
+		fds[n++] = c->run->pidfd;
+	return n;
+}
+
+uint64_t kube_cred_exec_deadline(const struct kube_cred *c)
+{
+	return c->run ? c->run->deadline_ns : 0;
+}
+
+void kube_cred_exec_abort(struct kube_cred *c)
+{
+	run_abort(c->run);
+	c->run = NULL;
+}
+
+bool kube_cred_exec_running(const struct kube_cred *c)
+{
+	return c->run != NULL;
+}
+
+/* The run is over: turn its output into the credential, or say why not. */
+static int exec_finish(struct kube_cred *c, struct kube_exec_run *r, char *err, size_t errlen)
+{
+	const char *cmd = c->cfg->exec->command;
+
+	if (r->error == -ETIMEDOUT) {
+		snprintf(err, errlen, "exec plugin %s: no answer in %d ms, killed", cmd,
+			 c->exec_timeout_ms);
+		return r->error;
+	}
+	if (r->error == -E2BIG) {
+		snprintf(err, errlen, "exec plugin %s: output over %d bytes, killed", cmd,
+			 KUBE_EXEC_MAX_OUTPUT);
+		return r->error;
+	}
+	if (r->error) {
+		snprintf(err, errlen, "exec plugin %s: %s", cmd, strerror(-r->error));
+		return r->error;
+	}
+	if (WIFSIGNALED(r->status)) {
+		snprintf(err, errlen, "exec plugin %s killed by signal %d", cmd, WTERMSIG(r->status));
+		return -EPERM;
+	}
+	if (!WIFEXITED(r->status) || WEXITSTATUS(r->status)) {
+		snprintf(err, errlen, "exec plugin %s failed (status %d)", cmd,
+			 WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1);
+		return -EPERM;
+	}
+	if (!r->len) {
+		snprintf(err, errlen, "exec plugin %s printed nothing", cmd);
+		return -EINVAL;
+	}
+	r->buf[r->len] = 0;
+	return kube_cred_parse_exec(c, c->cfg->exec->api_version, r->buf, err, errlen);
+}
+
+int kube_cred_exec_event(struct kube_cred *c, char *err, size_t errlen)
+{
+	struct kube_exec_run *r = c->run;
+	siginfo_t si = {};
+	int ret;
+
+	if (!r)
+		return 0;
+	exec_read(r);
+	/* Exited? Look without reaping first: while it is a zombie its group id is still ours
+	 * to signal, and anything it left behind holding the pipe open goes with it. */
+	if (!r->reaped && !waitid(P_PID, (id_t)r->pid, &si, WEXITED | WNOHANG | WNOWAIT) &&
+	    si.si_pid == r->pid) {
+		kill_group(r);
+		while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
+			;
+		r->reaped = true;
+		close_fd(&r->pidfd);
+		exec_read(r);
+	}
+	if ((r->out_fd >= 0 || !r->reaped) && mono_ns() >= r->deadline_ns && !r->error) {
+		r->error = -ETIMEDOUT;
+		kill_group(r);
+		close_fd(&r->out_fd);
+	}
+	if (r->out_fd >= 0 || !r->reaped)
+		return -EINPROGRESS;
+	c->run = NULL;
+	ret = exec_finish(c, r, err, errlen);
+	run_free(r);
+	return ret;
 }
 
 static int read_token_file(struct kube_cred *c, char *err, size_t errlen)
@@ -390,15 +618,12 @@ int kube_cred_refresh(struct kube_cred *c, uint64_t now_ns, bool force, char *er
 		time_t now = time(NULL);
 		bool expired = c->exec_expiry && now + EXEC_EXPIRY_MARGIN >= c->exec_expiry;
 
+		/* One run at a time: a refresh asked for meanwhile gets its answer. */
+		if (c->run)
+			return -EINPROGRESS;
 		if (force || !c->exec_valid || expired) {
-			char *out = NULL;
-
-			ret = run_exec(cfg, &out, err, errlen);
-			if (!ret)
-				ret = kube_cred_parse_exec(c, cfg->exec->api_version, out, err, errlen);
-			secret_free(&out, 0);
-			if (ret)
-				return ret;
+			ret = exec_start(c, err, errlen);
+			return ret ? ret : -EINPROGRESS;
 		}
 		return 0;
 	}

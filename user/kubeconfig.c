@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -55,7 +58,58 @@ void kube_config_free(struct kube_config *c)
 		free(c->exec);
 	}
 	free(c->where);
+	strv_free(c->warnings);
 	memset(c, 0, sizeof(*c));
+}
+
+static int __attribute__((format(printf, 2, 3))) warn(struct kube_config *c, const char *fmt, ...)
+{
+	char **v = realloc(c->warnings, (c->nwarnings + 2) * sizeof(*v));
+	va_list ap;
+	int n;
+
+	if (!v)
+		return -ENOMEM;
+	c->warnings = v;
+	va_start(ap, fmt);
+	n = vasprintf(&v[c->nwarnings], fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		v[c->nwarnings] = NULL;
+		return -ENOMEM;
+	}
+	v[++c->nwarnings] = NULL;
+	return 0;
+}
+
+/*
+ * A file the agent trusts (a kubeconfig, token, CA, certificate, key or exec plugin): whoever
+ * can write it chooses the API server, the CA or the credential, and a secret others can read
+ * is no secret. Only a warning, as kubectl gives for a world-readable kubeconfig: refusing
+ * would break setups that work today, and the operator is the one who can fix the mode.
+ * A file that cannot be stat'ed is left to the code that reads it to report.
+ */
+enum { CHECK_WRITE = 1, CHECK_READ = 2 };
+
+static int check_file(struct kube_config *c, const char *what, const char *path, int checks)
+{
+	struct stat st;
+
+	if (!path || stat(path, &st))
+		return 0;
+	if ((checks & CHECK_WRITE) && (st.st_mode & (S_IWGRP | S_IWOTH)))
+		return warn(c, "%s %s is %s-writable (mode %04o): whoever can write it controls the "
+			       "agent's access to the API server",
+			    what, path, st.st_mode & S_IWOTH ? "world" : "group",
+			    (unsigned)(st.st_mode & 07777));
+	if ((checks & CHECK_WRITE) && st.st_uid != 0 && st.st_uid != geteuid())
+		return warn(c, "%s %s is owned by uid %u, neither root nor the agent's user: that "
+			       "user controls the agent's access to the API server",
+			    what, path, (unsigned)st.st_uid);
+	if ((checks & CHECK_READ) && (st.st_mode & S_IROTH))
+		return warn(c, "%s %s holds a credential and is world-readable (mode %04o)", what,
+			    path, (unsigned)(st.st_mode & 07777));
+	return 0;
 }
 
 int kube_b64_decode(const char *in, char **out, size_t *outlen)
@@ -232,8 +286,8 @@ static int exec_from(json_t *ex, const char *from, struct kube_exec **out, char 
 	return 0;
 }
 
-static int load_files(const char *paths, struct kc_file **files, size_t *nfiles, char *err,
-		      size_t errlen)
+static int load_files(const char *paths, struct kube_config *out, struct kc_file **files,
+		      size_t *nfiles, char *err, size_t errlen)
 {
 	char *list = strdup(paths), *save = NULL, *p;
 	struct kc_file *v = NULL;
@@ -263,6 +317,12 @@ static int load_files(const char *paths, struct kc_file **files, size_t *nfiles,
 			snprintf(err, errlen, "kubeconfig %s: %s", p, yerr);
 			goto cleanup;
 		}
+		/* Every file of the list: any of them may define what is used. */
+		ret = check_file(out, "kubeconfig", p, CHECK_WRITE);
+		if (ret) {
+			json_decref(doc);
+			goto cleanup;
+		}
 		nv = realloc(v, (n + 1) * sizeof(*v));
 		if (!nv) {
 			json_decref(doc);
@@ -289,6 +349,22 @@ cleanup:
 	return ret;
 }
 
+/* The files a configuration points at (the kubeconfigs themselves are checked as read). */
+static int check_files(struct kube_config *c)
+{
+	int ret;
+
+	if ((ret = check_file(c, "token file", c->token_file, CHECK_WRITE)) ||
+	    (ret = check_file(c, "certificate authority", c->ca.path, CHECK_WRITE)) ||
+	    (ret = check_file(c, "client certificate", c->cert.path, CHECK_WRITE)) ||
+	    (ret = check_file(c, "client key", c->key.path, CHECK_WRITE | CHECK_READ)))
+		return ret;
+	/* A bare command is looked up in PATH at run time, like kubectl does; not checked. */
+	if (c->exec && strchr(c->exec->command, '/'))
+		ret = check_file(c, "exec plugin", c->exec->command, CHECK_WRITE);
+	return ret;
+}
+
 int kubeconfig_load(const char *paths, const char *context, struct kube_config *out, char *err,
 		    size_t errlen)
 {
@@ -300,7 +376,7 @@ int kubeconfig_load(const char *paths, const char *context, struct kube_config *
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = load_files(paths, &files, &nfiles, err, errlen);
+	ret = load_files(paths, out, &files, &nfiles, err, errlen);
 	if (ret)
 		goto cleanup;
 	/* The first non-empty one: kubectl writes current-context: "" meaning unset. */
@@ -386,7 +462,13 @@ int kubeconfig_load(const char *paths, const char *context, struct kube_config *
 	if (asprintf(&out->where, "kubeconfig %s context %s", paths, context) < 0) {
 		out->where = NULL;
 		ret = -ENOMEM;
+		goto cleanup;
 	}
+	/* A kubeconfig holding an inline credential is a secret itself. */
+	if (user && (json_object_get(user, "token") || json_object_get(user, "client-key-data")) &&
+	    (ret = check_file(out, "kubeconfig", uf->path, CHECK_READ)))
+		goto cleanup;
+	ret = check_files(out);
 cleanup:
 	for (i = 0; i < nfiles; i++) {
 		json_decref(files[i].doc);
@@ -431,7 +513,7 @@ int kubeconfig_in_cluster(const char *host, const char *port, const char *sa_dir
 		goto cleanup;
 	}
 	out->where = strdup("in-cluster");
-	ret = out->where ? 0 : -ENOMEM;
+	ret = out->where ? check_files(out) : -ENOMEM;
 cleanup:
 	if (ret)
 		kube_config_free(out);

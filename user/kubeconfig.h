@@ -39,12 +39,20 @@ struct kube_config {
 	char *token_file;	/* bearer token re-read from here */
 	struct kube_exec *exec; /* credential plugin */
 	char *where;		/* for logs: "kubeconfig PATH context NAME" or "in-cluster" */
+	/* Files others can write (or read, when they hold a secret): one sentence each naming
+	 * the file, for the caller to log. */
+	char **warnings;
+	size_t nwarnings;
 };
 
 /*
  * Load the context (NULL: current-context) from paths, a colon-separated list as in
  * $KUBECONFIG: the first file to define a name wins, as kubectl merges them. Relative file
  * references are relative to the file that holds them. Returns 0 or -errno with err set.
+ * Every file used is checked (as kubectl warns about a world-readable kubeconfig): one group- or
+ * world-writable or owned by another user than root or us (whoever can write it picks the
+ * server, the CA or the credential), or, holding a secret (a key, an inline credential),
+ * world-readable, adds an entry to out->warnings.
  */
 int kubeconfig_load(const char *paths, const char *context, struct kube_config *out, char *err,
 		    size_t errlen);

@@ -7,6 +7,7 @@
  *   30 s, jittered, reset after a healthy period; Retry-After honoured).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "model.h"
 #include "source_api.h"
+#include "watch_stream.h"
 
 #define NS_PER_S 1000000000ULL
 #define BACKOFF_MIN_NS (800ULL * 1000000)
@@ -26,8 +28,10 @@
 /* A watch that ends this soon without a single event counts as a failure (a server that
  * closes every watch at once must not be hammered). */
 #define WATCH_SHORT_NS (1ULL * NS_PER_S)
-/* A watch event or list page larger than this is not an API object we want. */
+/* A list page larger than this is not an API object we want. */
 #define MAX_BODY (256u << 20)
+/* Of an error response only the Status message is read; it is small. */
+#define MAX_ERROR_BODY (64u << 10)
 
 enum res_state { RS_IDLE, RS_LIST, RS_WATCH, RS_WAIT };
 
@@ -43,14 +47,14 @@ struct res {
 	char *cont;		/* continue token while listing */
 	json_t *store;		/* "ns/name" -> object */
 	json_t *listing;	/* the store being built by a list */
-	char *buf;		/* list body, or the partial watch line */
+	char *buf;		/* list body, or an error response's Status */
 	size_t len, cap;
+	struct watch_stream ws;	/* the watch's unfinished event line */
 	bool synced;		/* a list completed at least once */
 	bool relist;		/* the watch said 410: list again */
 	bool bad_stream;	/* the watch sent something we could not parse */
 	uint64_t wait_until_ns;
-	uint64_t backoff_ns;
-	uint64_t last_fail_ns;
+	struct api_backoff backoff;
 	uint64_t recv_ns;	/* when the current read arrived */
 	uint64_t started_ns;	/* when the current request started */
 	uint64_t events;	/* watch events received on the current watch */
@@ -245,6 +249,16 @@ static int buf_add(struct res *r, const char *p, size_t n)
 	return 0;
 }
 
+/* An error response's body: its Status message is all we read, so the rest is dropped. */
+static int error_body_add(struct res *r, const char *p, size_t n)
+{
+	if (r->len >= MAX_ERROR_BODY)
+		return 0;
+	if (n > MAX_ERROR_BODY - r->len)
+		n = MAX_ERROR_BODY - r->len;
+	return buf_add(r, p, n);
+}
+
 static void start(struct res *r, enum res_state what, uint64_t now_ns);
 
 /* Forget a list in progress: the next list starts from the first page. */
@@ -257,20 +271,32 @@ static void restart_list(struct res *r)
 	r->listing = NULL;
 }
 
-/* Back off before doing `what` again; retry_after_s >= 0 overrides the computed delay. */
+uint64_t api_backoff_next(struct api_backoff *b, uint64_t now_ns, uint64_t max_ns,
+			  long retry_after_s, double rnd)
+{
+	uint64_t wait;
+
+	if (!b->cur_ns || now_ns - b->last_fail_ns > BACKOFF_RESET_NS)
+		b->cur_ns = BACKOFF_MIN_NS;
+	/* Jitter in [0.75, 1.25) spreads agents of a whole cluster after an API outage. */
+	wait = b->cur_ns * 3 / 4 + (uint64_t)((double)b->cur_ns / 2 * rnd);
+	/* The server may ask for a longer wait, never for a shorter one. */
+	if (retry_after_s > 0 && (uint64_t)retry_after_s * NS_PER_S > wait)
+		wait = (uint64_t)retry_after_s * NS_PER_S;
+	b->cur_ns = b->cur_ns * 2 > max_ns ? max_ns : b->cur_ns * 2;
+	if (b->cur_ns < BACKOFF_MIN_NS)
+		b->cur_ns = BACKOFF_MIN_NS;
+	b->last_fail_ns = now_ns;
+	return wait;
+}
+
+/* Back off before doing `what` again; retry_after_s >= 0 (the server's) may lengthen the wait. */
 static void fail(struct res *r, enum res_state what, long retry_after_s, uint64_t now_ns)
 {
-	uint64_t wait, max;
+	uint64_t wait = api_backoff_next(&r->backoff, now_ns,
+					 (uint64_t)r->s->o.backoff_max_s * NS_PER_S, retry_after_s,
+					 rand() / (RAND_MAX + 1.0));
 
-	if (!r->backoff_ns || now_ns - r->last_fail_ns > BACKOFF_RESET_NS)
-		r->backoff_ns = BACKOFF_MIN_NS;
-	/* Jitter in [0.75, 1.25) spreads agents of a whole cluster after an API outage. */
-	wait = r->backoff_ns * 3 / 4 + (uint64_t)((double)r->backoff_ns / 2 * (rand() / (RAND_MAX + 1.0)));
-	if (retry_after_s >= 0)
-		wait = (uint64_t)retry_after_s * NS_PER_S;
-	max = (uint64_t)r->s->o.backoff_max_s * NS_PER_S;
-	r->backoff_ns = r->backoff_ns * 2 > max ? max : r->backoff_ns * 2;
-	r->last_fail_ns = now_ns;
 	r->state = RS_WAIT;
 	r->after_wait = what;
 	r->wait_until_ns = now_ns + wait;
@@ -321,8 +347,7 @@ static int list_data(void *arg, long status, const char *p, size_t n)
 {
 	struct res *r = arg;
 
-	(void)status;
-	return buf_add(r, p, n);
+	return status == 200 ? buf_add(r, p, n) : error_body_add(r, p, n);
 }
 
 static void list_complete(struct res *r)
@@ -401,24 +426,24 @@ cleanup:
 
 /* ---- watch ---- */
 
-static int watch_line(struct res *r, const char *line, size_t n)
+static int watch_line(void *arg, const char *line, size_t n)
 {
+	struct res *r = arg;
 	struct api_source *s = r->s;
-	json_error_t jerr;
-	json_t *ev = json_loadb(line, n, 0, &jerr), *obj;
-	const char *type, *rv;
-	int ret = 0;
+	enum watch_event_type type;
+	json_t *obj = NULL;
+	char err[256];
+	const char *rv;
+	int ret;
 
-	type = json_string_value(json_object_get(ev, "type"));
-	obj = json_object_get(ev, "object");
-	if (!ev || !type || !json_is_object(obj)) {
+	ret = watch_event_decode(line, n, &type, &obj, err, sizeof(err));
+	if (ret) {
 		reportf(s, API_WARN, "malformed watch event, resuming the watch",
-			"resource=%s error=\"%s\"", r->name, ev ? "no type or object" : jerr.text);
+			"resource=%s error=\"%s\"", r->name, err);
 		r->bad_stream = true;
-		ret = -EBADMSG;
-		goto cleanup;
+		return -EBADMSG;
 	}
-	if (!strcmp(type, "ERROR")) {
+	if (type == WATCH_ERROR) {
 		json_int_t code = json_integer_value(json_object_get(obj, "code"));
 		char msg[256];
 		const char *m = json_string_value(json_object_get(obj, "message"));
@@ -435,13 +460,10 @@ static int watch_line(struct res *r, const char *line, size_t n)
 	}
 	rv = meta(obj, "resourceVersion");
 	r->events++;
-	if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))
+	if (type == WATCH_ADDED || type == WATCH_MODIFIED)
 		ret = store_put(r, obj, false);
-	else if (!strcmp(type, "DELETED"))
+	else if (type == WATCH_DELETED)
 		ret = store_put(r, obj, true);
-	else if (strcmp(type, "BOOKMARK"))
-		reportf(s, API_DEBUG, "unknown watch event ignored", "resource=%s type=%s", r->name,
-			type);
 	if (ret == -EINVAL) {
 		reportf(s, API_WARN, "watch event without a name ignored", "resource=%s", r->name);
 		ret = 0;
@@ -449,7 +471,7 @@ static int watch_line(struct res *r, const char *line, size_t n)
 	if (!ret && rv && strlen(rv) < sizeof(r->rv))
 		snprintf(r->rv, sizeof(r->rv), "%s", rv);
 cleanup:
-	json_decref(ev);
+	json_decref(obj);
 	return ret;
 }
 
@@ -457,26 +479,30 @@ static int watch_data(void *arg, long status, const char *p, size_t n)
 {
 	struct res *r = arg;
 	struct api_source *s = r->s;
-	size_t start_off = 0;
-	char *nl;
 	int ret;
 
 	if (status != 200)
-		return buf_add(r, p, n); /* a Status body, read at the end */
+		return error_body_add(r, p, n); /* a Status, read at the end */
 	r->recv_ns = mono_ns();
-	ret = buf_add(r, p, n);
-	if (ret)
-		return ret;
 	/* Events are newline-delimited; any read may hold part of one or several. */
-	while ((nl = memchr(r->buf + start_off, '\n', r->len - start_off))) {
-		size_t len = (size_t)(nl - (r->buf + start_off));
-
-		if (len && (ret = watch_line(r, r->buf + start_off, len)))
-			break;
-		start_off += len + 1;
+	ret = watch_stream_feed(&r->ws, p, n, watch_line, r);
+	if (ret == -E2BIG)
+		reportf(s, API_WARN, "watch event too large, dropping the watch",
+			"resource=%s limit_bytes=%zu", r->name, r->ws.max_line);
+	else if (ret == -ENOMEM)
+		reportf(s, API_ERR, "cannot buffer a watch event, dropping the watch",
+			"resource=%s pending_bytes=%zu", r->name, watch_stream_pending(&r->ws));
+	if (ret) {
+		/* The watch ends here (the transfer is aborted) and resumes after the backoff;
+		 * what was buffered goes back now, not at the next watch. */
+		if (!r->relist)
+			r->bad_stream = true;
+		watch_stream_fini(&r->ws);
+		/* After freeing a large block glibc raises its mmap threshold, so the next
+		 * oversized line would grow in the heap and stay there: hand it back. */
+		if (ret == -E2BIG || ret == -ENOMEM)
+			malloc_trim(0);
 	}
-	memmove(r->buf, r->buf + start_off, r->len - start_off);
-	r->len -= start_off;
 	if (s->synced)
 		s->cbs.batch_end(s->arg, r->recv_ns);
 	return ret;
@@ -529,6 +555,7 @@ static void start(struct res *r, enum res_state what, uint64_t now_ns)
 	int ret = -ENOMEM;
 
 	buf_reset(r);
+	watch_stream_fini(&r->ws);
 	r->relist = r->bad_stream = false;
 	r->events = 0;
 	r->started_ns = now_ns;
@@ -587,6 +614,13 @@ static void res_init(struct res *r, struct api_source *s, const char *name, cons
 	r->path = path;
 	r->kind = kind;
 	r->store = json_object();
+	watch_stream_init(&r->ws, WATCH_LINE_MAX);
+}
+
+/* The exec plugin ran in the background and failed. */
+static void cred_failed(void *arg, const char *err)
+{
+	reportf(arg, API_ERR, "cannot refresh credentials", "error=\"%s\"", err);
 }
 
 int api_source_new(struct kube_client *kc, const struct api_source_opts *o,
@@ -608,6 +642,7 @@ int api_source_new(struct kube_client *kc, const struct api_source_opts *o,
 		api_source_free(s);
 		return -ENOMEM;
 	}
+	kube_client_set_cred_report(kc, cred_failed, s);
 	*out = s;
 	return 0;
 }
@@ -620,6 +655,7 @@ static void res_fini(struct res *r)
 	json_decref(r->listing);
 	free(r->cont);
 	buf_reset(r);
+	watch_stream_fini(&r->ws);
 }
 
 void api_source_free(struct api_source *s)
@@ -628,6 +664,7 @@ void api_source_free(struct api_source *s)
 		return;
 	res_fini(&s->svc);
 	res_fini(&s->slc);
+	kube_client_set_cred_report(s->kc, NULL, NULL);
 	json_decref(s->by_svc);
 	free(s);
 }

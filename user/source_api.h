@@ -40,6 +40,21 @@ struct api_source_opts {
 
 struct api_source;
 
+/*
+ * Retry delays of one resource: exponential from 0.8 s up to a maximum, jittered, reset after
+ * two minutes without failure. A server's Retry-After only ever lengthens a wait: a 429 with
+ * "Retry-After: 0" must not turn the backoff into a hot loop.
+ */
+struct api_backoff {
+	uint64_t cur_ns;       /* the next delay before jitter, 0: no failure yet */
+	uint64_t last_fail_ns; /* when the last failure happened */
+};
+
+/* A failure at now_ns: returns the wait before the next attempt and grows the backoff.
+ * retry_after_s < 0: none given. rnd in [0, 1) draws the jitter. Pure: exposed for tests. */
+uint64_t api_backoff_next(struct api_backoff *b, uint64_t now_ns, uint64_t max_ns,
+			  long retry_after_s, double rnd);
+
 int api_source_new(struct kube_client *kc, const struct api_source_opts *o,
 		   const struct api_source_cbs *cbs, void *arg, struct api_source **out);
 void api_source_free(struct api_source *s);

@@ -80,7 +80,8 @@ GZIP_THRESHOLD = 128 * 1024  # kube-apiserver's defaultGzipThresholdBytes
 
 # Fault classes. Response faults: at most one is taken per request, FIFO.
 RESPONSE_FAULTS = {"too_many_requests", "unavailable", "server_error", "gone_list", "stall"}
-WATCH_MODIFIERS = {"close_mid_event", "split_events", "pack_events", "malformed_event", "gone_watch"}
+WATCH_MODIFIERS = {"close_mid_event", "split_events", "pack_events", "malformed_event", "gone_watch",
+                   "endless_line"}
 LIST_MODIFIERS = {"chunked_list", "gzip_list"}
 IMMEDIATE_FAULTS = {"end_watch", "bookmark_now", "unauthorized_until_token_changes"}
 ALL_FAULTS = RESPONSE_FAULTS | WATCH_MODIFIERS | LIST_MODIFIERS | IMMEDIATE_FAULTS
@@ -1065,6 +1066,7 @@ class EventWriter:
         self.cut = mods.get("close_mid_event")
         self.bad = mods.get("malformed_event")
         self.bad_done = False
+        self.endless = mods.get("endless_line")
         seed = None
         for m in (self.split, self.pack):
             if m and "seed" in m:
@@ -1095,6 +1097,31 @@ class EventWriter:
                 line += "\n"
             self._out(line.encode())
 
+    def _maybe_endless(self):
+        """endless_line: an event line that does not end (or ends after `bytes` bytes)."""
+        e = self.endless
+        if not e or self.w.events_sent < int(e.get("after", 0)):
+            return
+        self.endless = None
+        self.flush()
+        size = max(1, int(e.get("chunk_size", 65536)))
+        limit = int(e.get("bytes", 0))
+        head = b'{"type":"ADDED","object":{"kind":"Service","metadata":{"name":"endless","annotations":{"pad":"'
+        self.h.write_chunk(head)
+        sent = len(head)
+        log("endless_line: started")
+        pad = b"x" * size
+        try:
+            while not limit or sent < limit:
+                if self.h.app.stop.is_set():
+                    self.h.abort()
+                n = size if not limit else min(size, limit - sent)
+                self.h.write_chunk(pad[:n])
+                sent += n
+        finally:
+            log("endless_line: %d bytes sent" % sent)
+        self.h.write_chunk(b'"}}}}\n')
+
     def _out(self, data):
         if self.pack:
             self.buf.append(data)
@@ -1104,6 +1131,7 @@ class EventWriter:
     def start(self):
         self._maybe_bad()
         self.flush()
+        self._maybe_endless()
 
     def emit(self, data, real):
         if real:
@@ -1123,6 +1151,7 @@ class EventWriter:
         if real:
             self.w.events_sent += 1
             self._maybe_bad()
+            self._maybe_endless()
 
     def flush(self):
         if not self.buf:

@@ -536,6 +536,18 @@ wcurl "$T/w" "$WF"
 check "malformed_event default (after=0): the bad line comes first" jl "$T/w" \
 	'len(evs)==5 and evs[0] is None and all(evs[1:])'
 
+fault '{"type":"endless_line","after":1,"bytes":300000,"chunk_size":4096}'
+wcurl "$T/w" "$WF"
+check "endless_line bytes=300000: a 300000-byte line after 1 event, then the rest" jl "$T/w" \
+	'len(evs)==5 and evs[0] and len(raw[1])==300000+5 and evs[1]["object"]["metadata"]["name"]=="endless" and all(evs[2:])'
+fault '{"type":"endless_line"}'
+wcurl "$T/w" "$WF" --max-time 2 --max-filesize 100000000
+rc=$?
+check "endless_line without bytes: a line with no end, until the client goes (rc $rc)" bash -c \
+	'[ "$1" = 28 ] && python3 "$2" lines "$3" "len(raw)==1 and partial and len(raw[0])>1000000 and raw[0].endswith(\"xxxx\")"' _ "$rc" "$T/h.py" "$T/w"
+wcurl "$T/w" "$WF"
+check "endless_line is consumed (count 1): next watch is whole" cmp -s "$T/w" "$T/wref"
+
 fault '{"type":"gone_watch"}'
 wcurl "$T/w" "$WF"
 rc=$?

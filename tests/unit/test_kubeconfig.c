@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <jansson.h>
 
@@ -36,6 +39,34 @@
 #define SEC 1000000000ULL
 
 static char tmpdir[] = "/tmp/test_kubeconfig.XXXXXX";
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* kube_cred_refresh(), then an exec plugin run driven to its end the way the agent's loop
+ * does it: poll its descriptors until the deadline, kube_cred_exec_event() on each wakeup. */
+static int refresh_wait(struct kube_cred *c, uint64_t now_ns, bool force, char *err,
+			size_t errlen)
+{
+	int ret = kube_cred_refresh(c, now_ns, force, err, errlen);
+
+	while (ret == -EINPROGRESS) {
+		int fds[2], n = kube_cred_exec_fds(c, fds);
+		uint64_t now = mono_ns(), dl = kube_cred_exec_deadline(c);
+		struct pollfd p[2];
+
+		for (int i = 0; i < n; i++)
+			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		poll(p, (nfds_t)n, dl > now ? (int)((dl - now) / 1000000) + 1 : 0);
+		ret = kube_cred_exec_event(c, err, errlen);
+	}
+	return ret;
+}
 
 static char *__attribute__((format(printf, 1, 2))) xasprintf(const char *fmt, ...)
 {
@@ -682,6 +713,190 @@ static void test_merge(void)
 	}
 }
 
+/* How many warnings mention every one of the NULL-terminated substrings. */
+static size_t warned_(const struct kube_config *c, ...)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->nwarnings; i++) {
+		const char *sub;
+		bool all = true;
+		va_list ap;
+
+		va_start(ap, c);
+		while (all && (sub = va_arg(ap, const char *)))
+			all = strstr(c->warnings[i], sub) != NULL;
+		va_end(ap);
+		n += all;
+	}
+	return n;
+}
+
+#define warned(c, ...) warned_(c, __VA_ARGS__, NULL)
+
+static void show_warnings(const struct kube_config *c)
+{
+	for (size_t i = 0; i < c->nwarnings; i++)
+		printf("#   warning: %s\n", c->warnings[i]);
+}
+
+static void set_mode(const char *path, mode_t mode)
+{
+	if (chmod(path, mode)) {
+		perror(path);
+		exit(2);
+	}
+}
+
+/* Files others can write (or read, holding secrets) are named in warnings, never refused. */
+static void test_permissions(void)
+{
+	char *dir = xasprintf("%s/perm", tmpdir), *kc, *kc2, *list, *tok, *ca, *crt, *key, *inl;
+	char *plugin, *sa, *satok;
+	struct kube_config c;
+	char err[512];
+	int rc;
+
+	if (mkdir(dir, 0700)) {
+		perror(dir);
+		exit(2);
+	}
+	tok = tmp_file("perm/token", "t\n");
+	ca = tmp_file("perm/ca.crt", "x\n");
+	crt = tmp_file("perm/client.crt", "x\n");
+	key = tmp_file("perm/client.key", "x\n");
+	plugin = tmp_file("perm/plugin", "#!/bin/sh\n");
+	kc = tmp_file("perm/config",
+		      "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+		      "clusters:\n- {name: k, cluster: {server: https://h:1, certificate-authority: ca.crt}}\n"
+		      "contexts:\n- {name: c, context: {cluster: k, user: u}}\n"
+		      "users:\n- {name: u, user: {tokenFile: token, client-certificate: client.crt, "
+		      "client-key: client.key, exec: {apiVersion: client.authentication.k8s.io/v1, "
+		      "command: ./plugin}}}\n");
+	kc2 = tmp_file("perm/extra", "apiVersion: v1\nkind: Config\n");
+	inl = tmp_file("perm/inline",
+		       "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+		       "clusters:\n- {name: k, cluster: {server: https://h:1}}\n"
+		       "contexts:\n- {name: c, context: {cluster: k, user: u}}\n"
+		       "users:\n- {name: u, user: {token: inline-secret}}\n");
+	list = xasprintf("%s:%s", kc, kc2);
+	{
+		char *all[] = { tok, ca, crt, key, plugin, kc, kc2, inl };
+
+		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+			set_mode(all[i], 0600);
+	}
+
+	if (load_ok(list, NULL, &c)) {
+		show_warnings(&c);
+		check(c.nwarnings == 0 && !c.warnings, "permissions: all files 0600 -> no warning");
+		kube_config_free(&c);
+	}
+
+	set_mode(kc, 0666);
+	if (load_ok(list, NULL, &c)) {
+		show_warnings(&c);
+		check(c.nwarnings == 1 && warned(&c, "kubeconfig", kc, "world-writable", "0666"),
+		      "permissions: world-writable kubeconfig -> one warning naming it");
+		kube_config_free(&c);
+	}
+	set_mode(kc, 0600);
+
+	set_mode(kc2, 0620);
+	if (load_ok(list, NULL, &c)) {
+		show_warnings(&c);
+		check(c.nwarnings == 1 && warned(&c, "kubeconfig", kc2, "group-writable"),
+		      "permissions: group-writable second file of a KUBECONFIG list -> warned");
+		kube_config_free(&c);
+	}
+	set_mode(kc2, 0600);
+
+	set_mode(tok, 0646);
+	set_mode(ca, 0660);
+	set_mode(crt, 0602);
+	set_mode(plugin, 0777);
+	if (load_ok(list, NULL, &c)) {
+		show_warnings(&c);
+		check(c.nwarnings == 4 && warned(&c, "token file", tok, "world-writable") &&
+			      warned(&c, "certificate authority", ca, "group-writable") &&
+			      warned(&c, "client certificate", crt, "world-writable") &&
+			      warned(&c, "exec plugin", "/plugin", "world-writable"),
+		      "permissions: writable token file, CA, certificate and exec plugin -> "
+		      "each named");
+		kube_config_free(&c);
+	}
+	/* Readable by others: projected service account tokens are 0644, CAs and
+	 * certificates are public; only keys and inline credentials are secrets. */
+	set_mode(tok, 0644);
+	set_mode(ca, 0644);
+	set_mode(crt, 0644);
+	set_mode(plugin, 0755);
+	set_mode(key, 0644);
+	set_mode(kc, 0644);
+	if (load_ok(list, NULL, &c)) {
+		show_warnings(&c);
+		check(c.nwarnings == 1 && warned(&c, "client key", key, "world-readable", "0644"),
+		      "permissions: world-readable client key -> warned; readable kubeconfig without "
+		      "an inline secret, token, CA and certificate -> not");
+		kube_config_free(&c);
+	}
+	set_mode(key, 0600);
+
+	set_mode(inl, 0644);
+	if (load_ok(inl, NULL, &c)) {
+		show_warnings(&c);
+		check(c.nwarnings == 1 &&
+			      warned(&c, "kubeconfig", inl, "holds a credential", "world-readable"),
+		      "permissions: world-readable kubeconfig with an inline token -> warned");
+		kube_config_free(&c);
+	}
+	set_mode(inl, 0600);
+
+	if (geteuid() == 0 && chown(kc2, 4242, 4242) == 0) {
+		if (load_ok(list, NULL, &c)) {
+			show_warnings(&c);
+			check(c.nwarnings == 1 && warned(&c, kc2, "owned by uid 4242"),
+			      "permissions: kubeconfig owned by another user -> warned");
+			kube_config_free(&c);
+		}
+		if (chown(kc2, 0, 0))
+			exit(2);
+	} else {
+		printf("# (not root: ownership case not run)\n");
+	}
+
+	/* In-cluster: the service account token. */
+	sa = xasprintf("%s/sa", dir);
+	if (mkdir(sa, 0700))
+		exit(2);
+	satok = tmp_file("perm/sa/token", "x\n");
+	set_mode(satok, 0666);
+	rc = kubeconfig_in_cluster("10.96.0.1", "443", sa, &c, err, sizeof(err));
+	check(rc == 0 && c.nwarnings == 1 && warned(&c, "token file", satok, "world-writable"),
+	      "permissions: world-writable service account token -> warned");
+	if (!rc)
+		kube_config_free(&c);
+	set_mode(satok, 0644);
+	rc = kubeconfig_in_cluster("10.96.0.1", "443", sa, &c, err, sizeof(err));
+	check(rc == 0 && c.nwarnings == 0, "permissions: service account token 0644 -> no warning");
+	if (!rc)
+		kube_config_free(&c);
+	check(all_zero(&c, sizeof(c)), "permissions: kube_config_free frees and zeroes the warnings");
+
+	free(sa);
+	free(satok);
+	free(list);
+	free(inl);
+	free(kc2);
+	free(kc);
+	free(plugin);
+	free(key);
+	free(crt);
+	free(ca);
+	free(tok);
+	free(dir);
+}
+
 static void test_in_cluster(void)
 {
 	char *sa = xasprintf("%s/sa", tmpdir), *tok, *ca, *nosa;
@@ -706,7 +921,7 @@ static void test_in_cluster(void)
 		struct kube_cred cr;
 
 		kube_cred_init(&cr, &c);
-		rc = kube_cred_refresh(&cr, 7 * SEC, false, err, sizeof(err));
+		rc = refresh_wait(&cr, 7 * SEC, false, err, sizeof(err));
 		check(rc == 0 && streq(cr.token, "sa-token-abc") && cr.generation == 1,
 		      "in-cluster: credential reads the service account token");
 		kube_cred_fini(&cr);
@@ -802,7 +1017,7 @@ static void test_parse_exec(void)
 			{ API_V1, "[]", "ExecCredential", "a JSON array" },
 			{ API_V1,
 			  "{\"apiVersion\":\"" API_V1 "\",\"kind\":\"Secret\",\"status\":{\"token\":\"x\"}}",
-			  "Secret", "wrong kind" },
+			  "not an ExecCredential", "wrong kind" },
 			{ API_V1, "{\"apiVersion\":\"" API_V1 "\",\"status\":{\"token\":\"x\"}}",
 			  "ExecCredential", "no kind" },
 			{ API_V1,
@@ -835,7 +1050,7 @@ static void test_parse_exec(void)
 			{ API_V1,
 			  "{\"apiVersion\":\"" API_V1 "\",\"kind\":\"ExecCredential\","
 			  "\"status\":{\"token\":\"x\",\"expirationTimestamp\":\"tomorrow\"}}",
-			  "tomorrow", "bad expirationTimestamp" },
+			  "RFC 3339", "bad expirationTimestamp" },
 			{ API_V1,
 			  "{\"apiVersion\":\"" API_V1 "\",\"kind\":\"ExecCredential\","
 			  "\"status\":{\"token\":\"x\",\"expirationTimestamp\":\"2026-01-02 03:04:05\"}}",
@@ -854,6 +1069,39 @@ static void test_parse_exec(void)
 			      bad[i].desc);
 		}
 	}
+
+	/* Whatever the plugin printed may hold a token: no error quotes any of it. */
+	{
+#define TOK "eyJhbGciOiJSUzI1NiIsImtpZCI6IkFCQyJ9.SECRETPAYLOAD"
+		static const struct {
+			const char *json, *desc;
+		} leak[] = {
+			{ TOK, "a bare token" },
+			{ TOK "\n", "a bare token and a newline" },
+			{ "Bearer " TOK, "a header line" },
+			{ "{\"token\":\"" TOK, "truncated JSON" },
+			{ "{\"token\":\"" TOK "\"} trailing " TOK, "text after the JSON" },
+			{ "{\"a\":\"" TOK "\",\"a\":1}", "a duplicate key" },
+			{ "{\"kind\":\"" TOK "\",\"apiVersion\":\"" API_V1 "\"}", "the token as kind" },
+			{ "{\"kind\":\"ExecCredential\",\"apiVersion\":\"" TOK "\"}",
+			  "the token as apiVersion" },
+			{ "{\"apiVersion\":\"" API_V1 "\",\"kind\":\"ExecCredential\","
+			  "\"status\":{\"token\":\"x\",\"expirationTimestamp\":\"" TOK "\"}}",
+			  "the token as expirationTimestamp" },
+			{ "{\"apiVersion\":\"" API_V1 "\",\"kind\":\"ExecCredential\","
+			  "\"status\":{\"token\":\"" TOK "\",\"clientKeyData\":\"" TOK "\"}}",
+			  "a key without a certificate" },
+		};
+
+		for (size_t i = 0; i < sizeof(leak) / sizeof(leak[0]); i++) {
+			rc = kube_cred_parse_exec(&c, API_V1, leak[i].json, err, sizeof(err));
+			check(rc == -EINVAL && err[0] && !strstr(err, "eyJ") && !strstr(err, "SECRET") &&
+				      !strstr(err, "near"),
+			      "parse_exec: %s -> error without any of the output (%s)", leak[i].desc,
+			      err);
+		}
+#undef TOK
+	}
 	kube_cred_fini(&c);
 	check(all_zero(&c, sizeof(c)), "kube_cred_fini zeroes the struct");
 	kube_cred_fini(NULL);
@@ -869,12 +1117,12 @@ static void test_static_and_none(void)
 	if (load_ok(CFG, "wrapped", &cfg)) {
 		kube_cred_init(&c, &cfg);
 		check(c.cfg == &cfg && !c.token && c.generation == 0, "cred_init: empty credential");
-		rc = kube_cred_refresh(&c, 1 * SEC, false, err, sizeof(err));
+		rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
 		check(rc == 0 && streq(c.token, "static-token-123") && c.generation == 1,
 		      "static token: set on first refresh");
 		check(c.token != cfg.token, "static token: the credential owns a copy");
-		rc = kube_cred_refresh(&c, 500 * SEC, false, err, sizeof(err));
-		rc |= kube_cred_refresh(&c, 501 * SEC, true, err, sizeof(err));
+		rc = refresh_wait(&c, 500 * SEC, false, err, sizeof(err));
+		rc |= refresh_wait(&c, 501 * SEC, true, err, sizeof(err));
 		check(rc == 0 && streq(c.token, "static-token-123") && c.generation == 1,
 		      "static token: later and forced refreshes change nothing");
 		kube_cred_fini(&c);
@@ -883,7 +1131,7 @@ static void test_static_and_none(void)
 
 	if (load_ok(CFG, "prod", &cfg)) {
 		kube_cred_init(&c, &cfg);
-		rc = kube_cred_refresh(&c, 1 * SEC, true, err, sizeof(err));
+		rc = refresh_wait(&c, 1 * SEC, true, err, sizeof(err));
 		check(rc == 0 && !c.token && !c.exec_valid && c.generation == 0,
 		      "certificate-only config: no bearer token, nothing to refresh");
 		kube_cred_fini(&c);
@@ -905,53 +1153,53 @@ static void test_token_file(void)
 	cfg.token_file = strdup(path);
 	kube_cred_init(&c, &cfg);
 
-	rc = kube_cred_refresh(&c, t0, false, err, sizeof(err));
+	rc = refresh_wait(&c, t0, false, err, sizeof(err));
 	check(rc == 0 && streq(c.token, "tok-1") && c.generation == 1 && c.token_read_ns == t0,
 	      "token file: read on the first refresh, trailing newline dropped");
 
 	free(tmp_file("tokfile", "tok-2"));
-	rc = kube_cred_refresh(&c, t0 + 59 * SEC, false, err, sizeof(err));
+	rc = refresh_wait(&c, t0 + 59 * SEC, false, err, sizeof(err));
 	check(rc == 0 && streq(c.token, "tok-1") && c.generation == 1 && c.token_read_ns == t0,
 	      "token file: not re-read after 59 s");
-	rc = kube_cred_refresh(&c, t0 + KUBE_TOKEN_REREAD_NS - 1, false, err, sizeof(err));
+	rc = refresh_wait(&c, t0 + KUBE_TOKEN_REREAD_NS - 1, false, err, sizeof(err));
 	check(rc == 0 && streq(c.token, "tok-1"), "token file: not re-read 1 ns before 60 s");
 
-	rc = kube_cred_refresh(&c, t0 + KUBE_TOKEN_REREAD_NS, false, err, sizeof(err));
+	rc = refresh_wait(&c, t0 + KUBE_TOKEN_REREAD_NS, false, err, sizeof(err));
 	check(rc == 0 && streq(c.token, "tok-2") && c.generation == 2 &&
 		      c.token_read_ns == t0 + KUBE_TOKEN_REREAD_NS,
 	      "token file: re-read after 60 s, change bumps the generation");
 
-	rc = kube_cred_refresh(&c, t0 + 61 * SEC, true, err, sizeof(err));
+	rc = refresh_wait(&c, t0 + 61 * SEC, true, err, sizeof(err));
 	check(rc == 0 && streq(c.token, "tok-2") && c.generation == 2 &&
 		      c.token_read_ns == t0 + 61 * SEC,
 	      "token file: forced re-read of the same content keeps the generation");
 
 	free(tmp_file("tokfile", " \t tok 3 \r\n\n"));
-	rc = kube_cred_refresh(&c, t0 + 62 * SEC, true, err, sizeof(err));
+	rc = refresh_wait(&c, t0 + 62 * SEC, true, err, sizeof(err));
 	check(rc == 0 && streq(c.token, " \t tok 3") && c.generation == 3,
 	      "token file: forced re-read picks up a change (only trailing space trimmed)");
 
 	free(tmp_file("tokfile", "%s", ""));
 	memset(err, 0, sizeof(err));
-	rc = kube_cred_refresh(&c, t0 + 200 * SEC, false, err, sizeof(err));
+	rc = refresh_wait(&c, t0 + 200 * SEC, false, err, sizeof(err));
 	check(rc == -EINVAL && strstr(err, path) && strstr(err, "empty") &&
 		      streq(c.token, " \t tok 3") && c.generation == 3,
 	      "token file: empty file -> error, previous token kept");
 	check(c.token_read_ns == t0 + 62 * SEC, "token file: a failed read does not count as read");
 
 	free(tmp_file("tokfile", " \n\r\n"));
-	rc = kube_cred_refresh(&c, t0 + 201 * SEC, false, err, sizeof(err));
+	rc = refresh_wait(&c, t0 + 201 * SEC, false, err, sizeof(err));
 	check(rc == -EINVAL && streq(c.token, " \t tok 3"),
 	      "token file: whitespace-only file -> error, previous token kept");
 
 	unlink(path);
 	memset(err, 0, sizeof(err));
-	rc = kube_cred_refresh(&c, t0 + 202 * SEC, true, err, sizeof(err));
+	rc = refresh_wait(&c, t0 + 202 * SEC, true, err, sizeof(err));
 	check(rc == -ENOENT && strstr(err, path) && streq(c.token, " \t tok 3") && c.generation == 3,
 	      "token file: missing file -> error naming it, previous token kept");
 
 	free(tmp_file("tokfile", "tok-4\n"));
-	rc = kube_cred_refresh(&c, t0 + 203 * SEC, false, err, sizeof(err));
+	rc = refresh_wait(&c, t0 + 203 * SEC, false, err, sizeof(err));
 	check(rc == 0 && streq(c.token, "tok-4") && c.generation == 4,
 	      "token file: back again -> re-read at once after the failures");
 
@@ -961,7 +1209,7 @@ static void test_token_file(void)
 	kube_config_free(&cfg);
 	if (load_ok(CFG, "insecure", &cfg)) {
 		kube_cred_init(&c, &cfg);
-		rc = kube_cred_refresh(&c, 1, false, err, sizeof(err));
+		rc = refresh_wait(&c, 1, false, err, sizeof(err));
 		check(rc == 0 && streq(c.token, "fixture-file-token"),
 		      "token file from the kubeconfig fixture read");
 		kube_cred_fini(&c);
@@ -1124,7 +1372,7 @@ static void test_exec_plugin(void)
 	kube_cred_init(&c, &cfg);
 
 	plugin_answer(API_V1, "exec-token-1", now + 3600);
-	rc = kube_cred_refresh(&c, 1 * SEC, false, err, sizeof(err));
+	rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
 	if (rc)
 		printf("#   refresh: %d %s\n", rc, err);
 	check(rc == 0 && streq(c.token, "exec-token-1") && c.exec_valid && c.generation == 1 &&
@@ -1177,65 +1425,65 @@ static void test_exec_plugin(void)
 
 	/* Cached while valid. */
 	plugin_answer(API_V1, "exec-token-2", now + 3600);
-	rc = kube_cred_refresh(&c, 2 * SEC, false, err, sizeof(err));
-	rc |= kube_cred_refresh(&c, 500 * SEC, false, err, sizeof(err));
+	rc = refresh_wait(&c, 2 * SEC, false, err, sizeof(err));
+	rc |= refresh_wait(&c, 500 * SEC, false, err, sizeof(err));
 	check(rc == 0 && plugin_runs() == 1 && streq(c.token, "exec-token-1") && c.generation == 1,
 	      "exec: credential cached, plugin not re-run");
 
-	rc = kube_cred_refresh(&c, 501 * SEC, true, err, sizeof(err));
+	rc = refresh_wait(&c, 501 * SEC, true, err, sizeof(err));
 	check(rc == 0 && plugin_runs() == 2 && streq(c.token, "exec-token-2") && c.generation == 2,
 	      "exec: force re-runs the plugin");
 
 	/* Expired, or expiring within the 10 s margin: re-run. */
 	plugin_answer(API_V1, "exec-token-3", now - 100);
-	rc = kube_cred_refresh(&c, 502 * SEC, true, err, sizeof(err));
+	rc = refresh_wait(&c, 502 * SEC, true, err, sizeof(err));
 	check(rc == 0 && plugin_runs() == 3 && streq(c.token, "exec-token-3"),
 	      "exec: forced run returns an already expired credential");
 	plugin_answer(API_V1, "exec-token-4", now + 5);
-	rc = kube_cred_refresh(&c, 503 * SEC, false, err, sizeof(err));
+	rc = refresh_wait(&c, 503 * SEC, false, err, sizeof(err));
 	check(rc == 0 && plugin_runs() == 4 && streq(c.token, "exec-token-4") && c.generation == 4,
 	      "exec: expirationTimestamp in the past -> re-run");
 	plugin_answer(API_V1, "exec-token-5", now + 3600);
-	rc = kube_cred_refresh(&c, 504 * SEC, false, err, sizeof(err));
+	rc = refresh_wait(&c, 504 * SEC, false, err, sizeof(err));
 	check(rc == 0 && plugin_runs() == 5 && streq(c.token, "exec-token-5"),
 	      "exec: expiring within 10 s -> re-run");
-	rc = kube_cred_refresh(&c, 505 * SEC, false, err, sizeof(err));
+	rc = refresh_wait(&c, 505 * SEC, false, err, sizeof(err));
 	check(rc == 0 && plugin_runs() == 5, "exec: expiring in an hour -> cached");
 
 	/* Failures keep the previous credential. */
 	gen = c.generation;
 	plugin_answer(API_V1, "exec-token-6", 0);
 	plugin_set("exit", "3");
-	rc = kube_cred_refresh(&c, 506 * SEC, true, err, sizeof(err));
+	rc = refresh_wait(&c, 506 * SEC, true, err, sizeof(err));
 	check(rc < 0 && strstr(err, plugin) && strstr(err, "status 3") && plugin_runs() == 6 &&
 		      streq(c.token, "exec-token-5") && c.generation == gen && c.exec_valid,
 	      "exec: plugin exiting 3 -> error, previous credential kept (%s)", err);
 	plugin_set("exit", NULL);
 
 	plugin_set("response", "this is not an ExecCredential\n");
-	rc = kube_cred_refresh(&c, 507 * SEC, true, err, sizeof(err));
+	rc = refresh_wait(&c, 507 * SEC, true, err, sizeof(err));
 	check(rc == -EINVAL && strstr(err, "JSON") && streq(c.token, "exec-token-5") &&
 		      c.generation == gen,
 	      "exec: plugin printing garbage -> error (%s)", err);
 
 	plugin_set("response", NULL);
-	rc = kube_cred_refresh(&c, 508 * SEC, true, err, sizeof(err));
+	rc = refresh_wait(&c, 508 * SEC, true, err, sizeof(err));
 	check(rc == -EINVAL && strstr(err, "nothing") && streq(c.token, "exec-token-5"),
 	      "exec: plugin printing nothing -> error (%s)", err);
 
 	plugin_answer(API_V1BETA1, "exec-token-7", 0);
-	rc = kube_cred_refresh(&c, 509 * SEC, true, err, sizeof(err));
+	rc = refresh_wait(&c, 509 * SEC, true, err, sizeof(err));
 	check(rc == -EINVAL && strstr(err, "v1beta1") && streq(c.token, "exec-token-5"),
 	      "exec: plugin answering another apiVersion -> error (%s)", err);
 
 	plugin_set("response", "{\"apiVersion\":\"" API_V1 "\",\"kind\":\"ExecCredential\","
 			       "\"status\":{\"clientCertificateData\":\"EXEC-CERT\","
 			       "\"clientKeyData\":\"EXEC-KEY\"}}");
-	rc = kube_cred_refresh(&c, 510 * SEC, true, err, sizeof(err));
+	rc = refresh_wait(&c, 510 * SEC, true, err, sizeof(err));
 	check(rc == 0 && streq(c.exec_cert, "EXEC-CERT") && streq(c.exec_key, "EXEC-KEY") &&
 		      !c.token && c.exec_expiry == 0 && c.generation == gen + 1,
 	      "exec: plugin answering a client certificate replaces the token");
-	rc = kube_cred_refresh(&c, 511 * SEC, false, err, sizeof(err));
+	rc = refresh_wait(&c, 511 * SEC, false, err, sizeof(err));
 	check(rc == 0 && plugin_runs() == 10, "exec: no expiry given -> cached until forced");
 	kube_cred_fini(&c);
 	kube_config_free(&cfg);
@@ -1248,12 +1496,12 @@ static void test_exec_plugin(void)
 
 		kube_cred_init(&c, &cfg);
 		plugin_set("exit", "1");
-		rc = kube_cred_refresh(&c, 1 * SEC, false, err, sizeof(err));
+		rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
 		check(rc < 0 && !c.exec_valid && !c.token && c.generation == 0,
 		      "exec: first run failing -> error, no credential");
 		plugin_set("exit", NULL);
 		plugin_answer(API_V1BETA1, "beta-token", 0);
-		rc = kube_cred_refresh(&c, 2 * SEC, false, err, sizeof(err));
+		rc = refresh_wait(&c, 2 * SEC, false, err, sizeof(err));
 		check(rc == 0 && streq(c.token, "beta-token") && plugin_runs() == runs + 2,
 		      "exec: retried on the next refresh without force");
 		info = exec_info();
@@ -1282,7 +1530,7 @@ static void test_exec_plugin(void)
 	if (load_ok(kc, NULL, &cfg)) {
 		kube_cred_init(&c, &cfg);
 		plugin_answer(API_V1, "via-sh", 0);
-		rc = kube_cred_refresh(&c, 1 * SEC, false, err, sizeof(err));
+		rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
 		if (rc)
 			printf("#   refresh: %d %s\n", rc, err);
 		check(rc == 0 && streq(c.token, "via-sh"), "exec: bare command found in PATH");
@@ -1300,7 +1548,7 @@ static void test_exec_plugin(void)
 			kc = exec_kubeconfig("exec-missing.yaml", API_V1, cmds[i], "", false);
 			if (load_ok(kc, NULL, &cfg)) {
 				kube_cred_init(&c, &cfg);
-				rc = kube_cred_refresh(&c, 1 * SEC, false, err, sizeof(err));
+				rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
 				check(rc == -ENOENT && strstr(err, cmds[i]) && !c.exec_valid,
 				      "exec: missing plugin %s -> error (%s)", cmds[i], err);
 				kube_cred_fini(&c);
@@ -1315,7 +1563,7 @@ static void test_exec_plugin(void)
 		kc = exec_kubeconfig("exec-noexec.yaml", API_V1, noexec, "", false);
 		if (load_ok(kc, NULL, &cfg)) {
 			kube_cred_init(&c, &cfg);
-			rc = kube_cred_refresh(&c, 1 * SEC, false, err, sizeof(err));
+			rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
 			check(rc == -EACCES && strstr(err, noexec),
 			      "exec: plugin that is not executable -> error (%s)", err);
 			kube_cred_fini(&c);
@@ -1329,7 +1577,7 @@ static void test_exec_plugin(void)
 	if (load_ok(CFG, "exec-run", &cfg)) {
 		kube_cred_init(&c, &cfg);
 		plugin_answer(API_V1, "fixture-exec-token", 0);
-		rc = kube_cred_refresh(&c, 1 * SEC, false, err, sizeof(err));
+		rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
 		if (rc)
 			printf("#   refresh: %d %s\n", rc, err);
 		s = pslurp("argv");
@@ -1350,6 +1598,195 @@ static void test_exec_plugin(void)
 	pdir = NULL;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+
+/* A live process (a zombie is not: it has exited and only waits for its parent). */
+static bool alive(pid_t pid)
+{
+	char path[64], *stat;
+	bool live;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	stat = slurp(path);
+	live = stat && strrchr(stat, ')') && strrchr(stat, ')')[2] != 'Z';
+	free(stat);
+	return pid > 0 && live;
+}
+
+static void punlink(const char *name)
+{
+	char *p = pfile(name);
+
+	unlink(p);
+	free(p);
+}
+
+static pid_t pid_in(const char *name)
+{
+	char *s = pslurp(name);
+	pid_t pid = s ? (pid_t)atoi(s) : 0;
+
+	free(s);
+	return pid;
+}
+
+/* Wait up to ms for pid to be gone. */
+static bool gone_within(pid_t pid, int ms)
+{
+	for (int i = 0; i < ms / 10 && alive(pid); i++)
+		usleep(10000);
+	return !alive(pid);
+}
+
+/* The exec plugin runs without blocking its caller, in its own process group, killed with
+ * everything it started on timeout and when the credential is dropped; always reaped. */
+static void test_exec_async(void)
+{
+	char plugin[PATH_MAX], err[1024], *kc;
+	struct kube_config cfg;
+	struct kube_cred c;
+	pid_t pid, gpid;
+	uint64_t t0;
+	int rc;
+
+	if (!realpath(PLUGIN, plugin)) {
+		check(false, "plugin fixture %s present", PLUGIN);
+		return;
+	}
+	pdir = xasprintf("%s/plugin-async", tmpdir);
+	if (mkdir(pdir, 0700)) {
+		perror(pdir);
+		exit(2);
+	}
+	kc = exec_kubeconfig("exec-async.yaml", API_V1, plugin, "", false);
+	if (!load_ok(kc, NULL, &cfg)) {
+		check(false, "load the exec kubeconfig");
+		free(kc);
+		return;
+	}
+
+	/* A plugin answering after 1 s: the refresh returns at once, the answer comes later. */
+	kube_cred_init(&c, &cfg);
+	plugin_answer(API_V1, "slow-token", 0);
+	plugin_set("sleep", "1");
+	t0 = mono_ns();
+	rc = kube_cred_refresh(&c, 1 * SEC, false, err, sizeof(err));
+	check(rc == -EINPROGRESS && mono_ns() - t0 < 200000000ULL && kube_cred_exec_running(&c) &&
+		      !c.token,
+	      "exec async: refresh returns at once (%d after %llu ms) while the plugin sleeps", rc,
+	      (unsigned long long)((mono_ns() - t0) / 1000000));
+	{
+		int fds[2], n = kube_cred_exec_fds(&c, fds);
+		uint64_t dl = kube_cred_exec_deadline(&c);
+
+		check(n == 2 && dl > t0 + 29 * SEC && dl < t0 + 31 * SEC,
+		      "exec async: two descriptors to watch (pipe, pidfd), deadline in 30 s");
+	}
+	rc = kube_cred_refresh(&c, 1 * SEC, true, err, sizeof(err));
+	check(rc == -EINPROGRESS, "exec async: a refresh asked for meanwhile (even forced) waits");
+	rc = kube_cred_exec_event(&c, err, sizeof(err));
+	check(rc == -EINPROGRESS, "exec async: an early event leaves it running");
+	rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
+	if (rc)
+		printf("#   %d %s\n", rc, err);
+	check(rc == 0 && streq(c.token, "slow-token") && !kube_cred_exec_running(&c) &&
+		      mono_ns() - t0 >= 900000000ULL,
+	      "exec async: the answer after 1 s becomes the credential");
+	check(plugin_runs() == 1, "exec async: one run served all three refreshes");
+	pid = pid_in("pid");
+	check(pid > 0 && waitpid(pid, NULL, WNOHANG) < 0 && errno == ECHILD,
+	      "exec async: the plugin was reaped");
+	plugin_set("sleep", NULL);
+	kube_cred_fini(&c);
+
+	/* Hanging, with a child of its own holding stdout: killed at the deadline, both. */
+	kube_cred_init(&c, &cfg);
+	c.exec_timeout_ms = 300;
+	plugin_set("sleep", "1000");
+	plugin_set("fork", "");
+	t0 = mono_ns();
+	rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
+	pid = pid_in("pid");
+	gpid = pid_in("grandchild");
+	check(rc == -ETIMEDOUT && strstr(err, "no answer in 300 ms") && !c.exec_valid &&
+		      mono_ns() - t0 < 2 * SEC,
+	      "exec async: a hanging plugin fails at its deadline (%s)", err);
+	check(gone_within(pid, 1000) && gone_within(gpid, 1000),
+	      "exec async: the plugin and the child it left are killed (process group)");
+	check(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD, "exec async: no zombie left");
+	kube_cred_fini(&c);
+
+	/* Dropped while running (the agent exits): killed at once, both. */
+	kube_cred_init(&c, &cfg);
+	punlink("pid");
+	punlink("grandchild");
+	rc = kube_cred_refresh(&c, 1 * SEC, false, err, sizeof(err));
+	for (int i = 0; i < 200 && !(pid_in("grandchild") && pid_in("pid")); i++)
+		usleep(10000);
+	pid = pid_in("pid");
+	gpid = pid_in("grandchild");
+	t0 = mono_ns();
+	kube_cred_fini(&c);
+	check(rc == -EINPROGRESS && pid > 0 && gpid > 0 && mono_ns() - t0 < SEC &&
+		      gone_within(pid, 1000) && gone_within(gpid, 1000),
+	      "exec async: fini while the plugin hangs kills it and its child in %llu ms",
+	      (unsigned long long)((mono_ns() - t0) / 1000000));
+	check(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD,
+	      "exec async: no zombie left after fini");
+
+	/* Answers and exits, leaving a child that holds stdout: the answer counts at once. */
+	kube_cred_init(&c, &cfg);
+	plugin_set("sleep", NULL);
+	plugin_answer(API_V1, "left-a-child", 0);
+	t0 = mono_ns();
+	rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
+	gpid = pid_in("grandchild");
+	check(rc == 0 && streq(c.token, "left-a-child") && mono_ns() - t0 < 5 * SEC,
+	      "exec async: a plugin that exits leaving a child on its stdout is answered at once "
+	      "(%llu ms)", (unsigned long long)((mono_ns() - t0) / 1000000));
+	check(gone_within(gpid, 1000), "exec async: the child it left is killed with its group");
+	plugin_set("fork", NULL);
+	kube_cred_fini(&c);
+
+	/* Too much output: killed, refused. */
+	{
+		char *big = malloc(KUBE_EXEC_MAX_OUTPUT + 65537);
+
+		if (!big)
+			exit(2);
+		memset(big, 'a', KUBE_EXEC_MAX_OUTPUT + 65536);
+		big[KUBE_EXEC_MAX_OUTPUT + 65536] = 0;
+		plugin_set("response", big);
+		free(big);
+		kube_cred_init(&c, &cfg);
+		rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
+		check(rc == -E2BIG && strstr(err, "output over") && !strstr(err, "aaaa"),
+		      "exec async: output over 1 MiB -> refused (%s)", err);
+		check(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD,
+		      "exec async: no zombie after the overflow");
+		kube_cred_fini(&c);
+	}
+
+	/* Killed by a signal: reported as such. */
+	kube_cred_init(&c, &cfg);
+	plugin_set("sleep", "1000");
+	rc = kube_cred_refresh(&c, 1 * SEC, false, err, sizeof(err));
+	punlink("pid");
+	for (int i = 0; i < 200 && !pid_in("pid"); i++)
+		usleep(10000);
+	kill(pid_in("pid"), SIGTERM);
+	rc = refresh_wait(&c, 1 * SEC, false, err, sizeof(err));
+	check(rc == -EPERM && strstr(err, "signal 15"), "exec async: plugin killed by a signal (%s)",
+	      err);
+	plugin_set("sleep", NULL);
+	kube_cred_fini(&c);
+
+	kube_config_free(&cfg);
+	free(kc);
+	free(pdir);
+	pdir = NULL;
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -1363,10 +1800,12 @@ int main(void)
 	test_load_runtime();
 	test_merge();
 	test_in_cluster();
+	test_permissions();
 	test_parse_exec();
 	test_static_and_none();
 	test_token_file();
 	test_exec_plugin();
+	test_exec_async();
 	rm_rf(tmpdir);
 
 	return check_summary();
