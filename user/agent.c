@@ -76,6 +76,7 @@ struct agent {
 	uint64_t cred_due_ns; /* next periodic credential refresh (token file re-read) */
 	uint64_t retry_due_ns; /* frontends that failed to write are retried then */
 	uint64_t retry_backoff_ns;
+	size_t fails_logged; /* failures the last "map full" lines described */
 	unsigned warned, unwarned; /* skipped-object warnings this apply: logged, not logged */
 	struct stat file_st;  /* what the file was at the last read, to see real changes */
 	uint64_t generation;
@@ -219,16 +220,29 @@ static void log_failures(struct agent *a)
 	}
 }
 
-/* After any apply: retry what failed on a growing backoff, or stop retrying. */
-static void schedule_retry(struct agent *a)
+/*
+ * After an apply: retry what failed on a growing backoff, or stop retrying. A watch batch
+ * (grow false) neither pushes a pending retry out nor logs the same failures again: with a
+ * full map and churn, that would be lines per watch read and a retry never due.
+ */
+static void schedule_retry(struct agent *a, bool grow)
 {
 	uint64_t b = a->retry_backoff_ns;
 
 	if (!a->sync.nfails) {
 		a->retry_due_ns = a->retry_backoff_ns = 0;
+		a->fails_logged = 0;
+		return;
+	}
+	if (!grow && a->retry_due_ns) {
+		if (a->sync.nfails != a->fails_logged) {
+			log_failures(a);
+			a->fails_logged = a->sync.nfails;
+		}
 		return;
 	}
 	log_failures(a);
+	a->fails_logged = a->sync.nfails;
 	b = !b ? RETRY_MIN_NS : b * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : b * 2;
 	a->retry_backoff_ns = b;
 	/* 75..125 % of the backoff, so agents on many nodes do not retry in step */
@@ -269,7 +283,7 @@ static int apply_all(struct agent *a, json_t *objs, const char *why, uint64_t t0
 	ret = sync_apply(&a->sync, &want, t1, &res);
 	t2 = now_ns();
 	log_sync(a, why, &res, t1 - t0, t2 - t1);
-	schedule_retry(a);
+	schedule_retry(a, true);
 	reap(a, false);
 cleanup:
 	model_state_free(&want);
@@ -487,7 +501,7 @@ static void api_batch_end(void *arg, uint64_t recv_ns)
 		  n, total.added, total.updated, total.removed, total.failed,
 		  (unsigned long long)total.writes, (unsigned long long)((done - recv_ns) / 1000));
 	if (total.failed || !a->sync.nfails)
-		schedule_retry(a);
+		schedule_retry(a, false);
 	/* Room was freed: what failed for want of it may fit now. */
 	if (total.removed && a->sync.nfails)
 		a->retry_due_ns = done;
@@ -628,7 +642,7 @@ static void on_timer(struct agent *a)
 		sync_retry(&a->sync, now, &res);
 		log_info("retried frontends that failed", "retried=%zu added=%u updated=%u failed=%u "
 			 "dropped_held=%u", before, res.added, res.updated, res.failed, res.conflicts);
-		schedule_retry(a);
+		schedule_retry(a, true);
 		reap(a, false);
 	}
 }

@@ -379,16 +379,21 @@ static int exec_start(struct kube_cred *c, char *err, size_t errlen)
 	/* Only our end is non-blocking: the plugin's stdout behaves as usual. */
 	if (fcntl(pipefd[1], F_SETFL, 0)) {
 		ret = -errno;
+		snprintf(err, errlen, "exec plugin %s: pipe: %s", cfg->exec->command, strerror(-ret));
 		goto cleanup;
 	}
 	env = exec_env(cfg);
 	if (!env) {
 		ret = -ENOMEM;
+		snprintf(err, errlen, "exec plugin %s: %s", cfg->exec->command, strerror(ENOMEM));
 		goto cleanup;
 	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	/* Its stderr would reach the agent's log unescaped (forged lines) and some plugins print
+	 * tokens there when debugging: never echo plugin output. */
+	posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
 	/* Nothing of ours leaks into the plugin: not the API connections (libcurl's sockets
 	 * are not close-on-exec), not our blocked signals or ignored SIGPIPE. */
 	posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);

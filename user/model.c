@@ -66,6 +66,23 @@ static int64_t obj_created(json_t *obj)
 	return (int64_t)timegm(&tm);
 }
 
+/* RFC 1123 label (namespaces), or with first_alpha RFC 1035 label (Service names), as the
+ * API server validates them. Anything else, '/' above all, would make "ns/name" keys
+ * ambiguous and reach terminals through `bpfsvc list`. */
+static bool dns_label(const char *s, bool first_alpha)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	if (first_alpha && !(s[0] >= 'a' && s[0] <= 'z'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
 static bool has_label(json_t *obj, const char *label)
 {
 	return json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), label);
@@ -151,6 +168,9 @@ int model_slice_check(json_t *slice, model_warn_fn warn, void *arg, const char *
 	}
 	if (fam == 0 || !svc || !*svc)
 		return 1; /* FQDN or not owned by a service: kube-proxy ignores it */
+	/* No service can have such a name (see dns_label): it joins nothing. */
+	if (!dns_label(svc, true) || !dns_label(obj_ns(slice), false))
+		return 1;
 	/* "ports": null and "endpoints": null are what the API server prints for empty lists. */
 	if (ports && !json_is_null(ports) && !json_is_array(ports)) {
 		warnf(warn, arg, kind, slice, "ports is not a list");
@@ -341,9 +361,10 @@ static int svc_check(json_t *svc, model_warn_fn warn, void *arg, struct bpfsvc_a
 		return 1;
 	if (type && !strcmp(type, "ExternalName"))
 		return 1;
-	if (strlen(obj_ns(svc)) >= BPFSVC_NS_LEN || !*obj_name(svc) ||
-	    strlen(obj_name(svc)) >= BPFSVC_NAME_LEN) {
-		warnf(warn, arg, kind, svc, "namespace or name missing or too long");
+	if (!dns_label(obj_ns(svc), false) || !dns_label(obj_name(svc), true)) {
+		warnf(warn, arg, kind, svc,
+		      "namespace or name missing or not a DNS label (lowercase letters, digits, '-', "
+		      "at most 63)");
 		return -EINVAL;
 	}
 	if (!json_is_array(ips) || json_array_size(ips) == 0) {
@@ -568,7 +589,7 @@ static void drop_conflicts(struct model_state *st, const struct model_opts *opts
 int model_build(json_t *objects, const struct model_opts *opts, model_warn_fn warn, void *arg,
 		struct model_state *out)
 {
-	json_t *by_svc = NULL, *empty = NULL, *obj;
+	json_t *by_svc = NULL, *empty = NULL, *seen = NULL, *obj;
 	char key[BPFSVC_NS_LEN + BPFSVC_NAME_LEN + 2];
 	size_t i;
 	int err;
@@ -577,7 +598,8 @@ int model_build(json_t *objects, const struct model_opts *opts, model_warn_fn wa
 		return -EINVAL;
 	by_svc = json_object();
 	empty = json_array();
-	if (!by_svc || !empty) {
+	seen = json_object();
+	if (!by_svc || !empty || !seen) {
 		err = -ENOMEM;
 		goto cleanup;
 	}
@@ -610,6 +632,18 @@ int model_build(json_t *objects, const struct model_opts *opts, model_warn_fn wa
 		if (!json_is_object(obj) || strcmp(jstr(obj, "kind") ?: "", "Service"))
 			continue;
 		snprintf(key, sizeof(key), "%s/%s", obj_ns(obj), obj_name(obj));
+		/* A file may list one Service twice. Were both kept, the VIP holder (known by
+		 * namespace/name only) could not tell them apart and the winner would flip
+		 * between applies of an unchanged file: the first one is the Service. */
+		if (json_object_get(seen, key)) {
+			warnf(warn, arg, "Service", obj,
+			      "another Service of this namespace and name comes first, ignored");
+			continue;
+		}
+		if (json_object_set_new(seen, key, json_true())) {
+			err = -ENOMEM;
+			goto cleanup;
+		}
 		slices = json_object_get(by_svc, key);
 		err = model_add_service(obj, slices ? slices : empty, opts, warn, arg, out);
 		if (err == -ENOMEM)
@@ -621,5 +655,6 @@ int model_build(json_t *objects, const struct model_opts *opts, model_warn_fn wa
 cleanup:
 	json_decref(by_svc);
 	json_decref(empty);
+	json_decref(seen);
 	return err;
 }

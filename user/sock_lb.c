@@ -626,8 +626,10 @@ static int dir_empty(int fd, bool *empty)
 		return -errno;
 	d = fdopendir(dfd);
 	if (!d) {
+		int ret = -errno;
+
 		close(dfd);
-		return -ENOMEM;
+		return ret;
 	}
 	*empty = true;
 	while ((de = readdir(d)))
@@ -704,6 +706,7 @@ int datapath_cleanup(const char *pin_path, struct cleanup_result *res, char *err
 			goto cleanup;
 		found++;
 	}
+	ret = 0; /* an absent name (a partial attach, an older bpfsvc) is not an error */
 	if (!found) {
 		ret = dir_empty(dir.fd, &empty);
 		if (ret) {

@@ -276,7 +276,10 @@ uint64_t api_backoff_next(struct api_backoff *b, uint64_t now_ns, uint64_t max_n
 {
 	uint64_t wait;
 
-	if (!b->cur_ns || now_ns - b->last_fail_ns > BACKOFF_RESET_NS)
+	/* Healthy for a while since the last retry was due: start small again. Measured from
+	 * when the retry was due, not from the failure, or any wait over the reset period
+	 * would reset itself. */
+	if (!b->cur_ns || now_ns - b->last_fail_ns > b->last_wait_ns + BACKOFF_RESET_NS)
 		b->cur_ns = BACKOFF_MIN_NS;
 	/* Jitter in [0.75, 1.25) spreads agents of a whole cluster after an API outage. */
 	wait = b->cur_ns * 3 / 4 + (uint64_t)((double)b->cur_ns / 2 * rnd);
@@ -287,6 +290,7 @@ uint64_t api_backoff_next(struct api_backoff *b, uint64_t now_ns, uint64_t max_n
 	if (b->cur_ns < BACKOFF_MIN_NS)
 		b->cur_ns = BACKOFF_MIN_NS;
 	b->last_fail_ns = now_ns;
+	b->last_wait_ns = wait;
 	return wait;
 }
 
@@ -389,7 +393,8 @@ static void list_done(void *arg, const struct kube_result *res)
 		http_error(r, res, RS_LIST, now);
 		goto cleanup;
 	}
-	doc = json_loadb(r->buf ? r->buf : "", r->len, 0, &jerr);
+	/* as the watch decoder and the file source: a key given twice is malformed */
+	doc = json_loadb(r->buf ? r->buf : "", r->len, JSON_REJECT_DUPLICATES, &jerr);
 	items = json_object_get(doc, "items");
 	rv = json_string_value(json_object_get(json_object_get(doc, "metadata"), "resourceVersion"));
 	if (!doc || !json_is_array(items) || !rv || strlen(rv) >= sizeof(r->rv)) {

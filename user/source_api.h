@@ -48,6 +48,7 @@ struct api_source;
 struct api_backoff {
 	uint64_t cur_ns;       /* the next delay before jitter, 0: no failure yet */
 	uint64_t last_fail_ns; /* when the last failure happened */
+	uint64_t last_wait_ns; /* the wait it was given */
 };
 
 /* A failure at now_ns: returns the wait before the next attempt and grows the backoff.

@@ -90,6 +90,39 @@ static int flatten(json_t *doc, json_t *out, int depth, const char *item_kind, s
 	return 0;
 }
 
+/*
+ * Objects that cannot be what the file means to say: an API error (kind Status, what
+ * `kubectl get --raw` or curl leave behind on a 401), or objects none of which is a Service or
+ * an EndpointSlice (`kubectl get pods -o json` into the wrong file). Applying either would
+ * remove every service; only an empty List means that.
+ */
+static int check_kinds(json_t *objs, char *err, size_t errlen)
+{
+	size_t i, ours = 0;
+	json_t *o;
+
+	json_array_foreach(objs, i, o) {
+		const char *kind = json_string_value(json_object_get(o, "kind"));
+
+		if (!strcmp(kind, "Status")) {
+			const char *why = json_string_value(json_object_get(o, "message"));
+
+			snprintf(err, errlen, "object %zu is an API error (Status: %.200s)", i,
+				 why ? why : "no message");
+			return -EINVAL;
+		}
+		if (!strcmp(kind, "Service") || !strcmp(kind, "EndpointSlice"))
+			ours++;
+	}
+	if (json_array_size(objs) && !ours) {
+		snprintf(err, errlen, "no Service or EndpointSlice among its %zu objects (first: %.64s)",
+			 json_array_size(objs),
+			 json_string_value(json_object_get(json_array_get(objs, 0), "kind")));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int source_parse(const char *buf, size_t len, json_t **objects, char *err, size_t errlen)
 {
 	json_t *doc = NULL, *out = NULL;
@@ -128,6 +161,8 @@ int source_parse(const char *buf, size_t len, json_t **objects, char *err, size_
 	ret = flatten(doc, out, 0, NULL, 0, "the document", err, errlen);
 	if (ret == -ENOMEM)
 		snprintf(err, errlen, "%s", strerror(ENOMEM));
+	if (!ret)
+		ret = check_kinds(out, err, errlen);
 	if (ret)
 		goto cleanup;
 	*objects = out;

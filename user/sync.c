@@ -65,8 +65,28 @@ static int fails_push(struct sync *s, const struct model_fe *m, int err, enum sy
 	}
 	f->err = err;
 	f->stage = stage;
+	f->remove = false;
 	s->nfails++;
 	return 0;
+}
+
+/* A frontend whose delete failed: still in the map, to be deleted by the retry. */
+static int fails_push_remove(struct sync *s, const struct sync_fe *f, int err)
+{
+	struct model_fe m = { .key = f->key };
+	int ret;
+
+	if (f->val.svc_id < s->max_svc && s->svc[f->val.svc_id].info.in_use) {
+		const struct bpfsvc_svc_info *i = &s->svc[f->val.svc_id].info;
+
+		memcpy(m.svc.ns, i->ns, sizeof(m.svc.ns));
+		memcpy(m.svc.name, i->name, sizeof(m.svc.name));
+		memcpy(m.svc.port_name, i->port_name, sizeof(m.svc.port_name));
+	}
+	ret = fails_push(s, &m, err, SYNC_STAGE_FE);
+	if (!ret)
+		s->fails[s->nfails - 1].remove = true;
+	return ret;
 }
 
 void sync_fini(struct sync *s)
@@ -441,8 +461,10 @@ static void remove_one(struct sync *s, struct sync_fe *f, uint64_t now_ns,
 		*err = r;
 		res->removed++;
 	} else if (r) {
-		/* Still in the map: keep mirroring it, retry next time. */
+		/* Still in the map: keep mirroring it and retry the delete. */
 		res->failed++;
+		if (fails_push_remove(s, f, r))
+			*err = -ENOMEM;
 	} else {
 		res->removed++;
 	}
@@ -574,10 +596,15 @@ int sync_retry(struct sync *s, uint64_t now_ns, struct sync_result *res)
 
 		snprintf(key, sizeof(key), "%s/%s", m->svc.ns, m->svc.name);
 		HASH_FIND(hh, s->fe, &m->key, sizeof(m->key), f);
-		if (f && f->owner && strcmp(f->owner->key, key))
+		if (todo[i].remove) {
+			/* gone meanwhile, or rewritten for another service: nothing to delete */
+			if (f && (!f->owner || !strcmp(f->owner->key, key)))
+				remove_one(s, f, now_ns, res, &err);
+		} else if (f && f->owner && strcmp(f->owner->key, key)) {
 			res->conflicts++;
-		else
+		} else {
 			program_one(s, f, m, now_ns, res, &err);
+		}
 		free(todo[i].fe.be);
 	}
 	free(todo);

@@ -77,6 +77,7 @@ struct sync_failure {
 	struct model_fe fe; /* a copy, backends included */
 	int err;
 	enum sync_stage stage;
+	bool remove; /* the frontend was to be deleted (fe holds its key and owner only) */
 };
 
 struct sync_pending {

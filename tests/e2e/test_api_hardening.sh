@@ -142,6 +142,7 @@ cat >"$P/plugin.sh" <<'PLUGIN'
 d=$PLUGIN_DIR
 echo run >>"$d/runs"
 echo $$ >"$d/plugin.pid"
+printf 'debug: token=%s\nlevel=error msg="forged by the plugin"\n' "$(cat "$d/token")" >&2
 if [ -f "$d/hang" ]; then
 	sleep 100000 &
 	echo $! >"$d/grandchild.pid"
@@ -234,5 +235,7 @@ check "  every request waited for the token: all authenticated, lists 200" \
 	test "$(grep -c ' auth=token ' <<<"$lines")" -eq "$(wc -l <<<"$lines")" -a \
 	"$(grep -c ' list 200 ' <<<"$lines")" -ge 2
 check "  service traffic works" reaches 10.96.0.10 80 "^pod$current:8080\$"
+check "  the plugin's stderr (a token, a forged line) never reaches the log" \
+	bash -c "! grep -q -e 'forged by the plugin' -e '$(cat "$P/token")' '$AGENT_LOG'"
 agent_stop
 finish

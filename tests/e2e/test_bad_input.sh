@@ -42,6 +42,8 @@ put_file "a kubectl error line" "error: You must be logged in to the server (Una
 put_file "an HTML error page" $'<html><head><title>502 Bad Gateway</title></head>\n<body><center>nginx</center></body></html>\n'
 put_file "truncated JSON" '{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Serv'
 put_file "a duplicate key" '{"apiVersion":"v1","kind":"List","items":[],"kind":"List"}'
+put_file "an API error body (Status 401)" '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}'
+put_file "a List of Pods (the wrong kubectl get)" '{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}}]}'
 put_file "a NUL in a name" '{"apiVersion":"v1","kind":"Service","metadata":{"name":"web\u0000evil"}}'
 check "no frontend was removed by any of them" bash -c "! grep 'msg=\"sync done\"' '$AGENT_LOG' | grep -v 'removed=0' | grep -q ."
 touch "$stop"

@@ -111,5 +111,15 @@ int main(void)
 	check(near(w[0], 800 * MS) && near(w[1], 1600 * MS) && near(w[2], 2 * SEC) &&
 		      near(w[3], 2 * SEC),
 	      "a smaller maximum (--api-backoff-max 2) caps the step");
+
+	/* Waits longer than the reset period must not reset themselves (review of issue 7). */
+	b = (struct api_backoff){};
+	for (int i = 0; i < 12; i++) {
+		w[i] = api_backoff_next(&b, now, 300 * SEC, -1, 0.5);
+		now += w[i];
+	}
+	check(near(w[8], 204800 * MS) && near(w[9], 300 * SEC) && near(w[11], 300 * SEC),
+	      "--api-backoff-max 300: waits grow to 300 s and stay there (%llu, %llu ms)",
+	      (unsigned long long)(w[9] / MS), (unsigned long long)(w[11] / MS));
 	return check_summary();
 }

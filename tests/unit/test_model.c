@@ -781,6 +781,22 @@ static void test_conflict_holder(void)
 	expect_warn(&w, "Service", "c", "twofour", "not one IPv4 and one IPv6");
 	model_state_free(&st);
 	json_decref(objs);
+
+	/* "team" + "x/web" must not pass for the holder "team/x" + "web". */
+	objs = json_array();
+	add_svc(objs, "team", "x/web", "[\"10.96.0.10\"]", NULL);
+	add_svc(objs, "team", "Web", "[\"10.96.0.11\"]", NULL);
+	add_svc(objs, "team", "1web", "[\"10.96.0.12\"]", NULL);
+	add_svc(objs, "te\nam", "web", "[\"10.96.0.13\"]", NULL);
+	add_svc(objs, "team", "web-2", "[\"10.96.0.14\"]", NULL);
+	memset(&w, 0, sizeof(w));
+	rc = model_build(objs, NULL, record_warn, &w, &st);
+	check(rc == 0 && st.n == 1 && !strcmp(st.fe[0].svc.name, "web-2"),
+	      "names that are not DNS labels are skipped ('/', uppercase, leading digit, newline)");
+	expect_nwarn(&w, 4, "bad names");
+	expect_warn(&w, "Service", "team", "x/web", "not a DNS label");
+	model_state_free(&st);
+	json_decref(objs);
 }
 
 static void test_api(void)
@@ -801,6 +817,81 @@ static void test_api(void)
 	json_decref(a);
 }
 
+static const char *hold_collector(void *ctx, const struct bpfsvc_fe_key *key)
+{
+	(void)ctx, (void)key;
+	return "default/collector";
+}
+
+/* Found by tests/fuzz/fuzz_model: one Service listed twice in a file, the two definitions
+ * claiming one VIP:port. The first build chose by creationTimestamp, the rebuild with that
+ * service as holder (every later apply of the unchanged file) by sort order: the frontend
+ * flipped between definitions. The first definition is the Service, the other is ignored. */
+static void test_duplicate_service(void)
+{
+	/* The fuzzer's minimised input, verbatim. */
+	static const char fuzz_input[] = "apiVersion: v\n"
+					 "kind: Service\n"
+					 "metadata:\n"
+					 " name: collector\n"
+					 "spec:\n"
+					 "  clusterIP: 10.96.14.2\n"
+					 "  ports:\n"
+					 "  - name: x\n"
+					 "    port: 514\n"
+					 "---\n"
+					 "apiVersion: v\n"
+					 "kind: Service\n"
+					 "metadata:\n"
+					 "  creationTimestamp: '2-5-2T0:1:0Z'\n"
+					 "  name: collector\n"
+					 "spec:\n"
+					 "  clusterIPs:\n"
+					 "  - 10.96.14.2\n"
+					 "  ports:\n"
+					 "  - port: 514\n";
+	struct model_opts opts = { .holder = hold_collector };
+	struct model_state st = {}, again = {};
+	struct warnings w = {};
+	json_t *objs = NULL;
+	char err[256] = "";
+	int rc;
+
+	rc = source_parse(fuzz_input, sizeof(fuzz_input) - 1, &objs, err, sizeof(err));
+	check(rc == 0, "duplicate service: fuzz input parses (%s)", err);
+	rc = model_build(objs, NULL, record_warn, &w, &st);
+	check(rc == 0 && st.n == 1 && !strcmp(st.fe[0].svc.port_name, "x"),
+	      "duplicate service: the first definition is used");
+	expect_warn(&w, "Service", "default", "collector", "comes first, ignored");
+	memset(&w, 0, sizeof(w));
+	rc = model_build(objs, &opts, record_warn, &w, &again);
+	check(rc == 0 && state_equal(&st, &again),
+	      "duplicate service: rebuilt with it as the holder, nothing changes");
+	model_state_free(&st);
+	model_state_free(&again);
+	json_decref(objs);
+
+	/* Readable form: the later definition is the older one by creationTimestamp. */
+	objs = json_array();
+	add_svc(objs, "default", "collector", "[\"10.96.14.2\"]", "2024-06-01T00:00:00Z");
+	add_svc(objs, "default", "collector", "[\"10.96.14.2\"]", "2024-01-01T00:00:00Z");
+	json_object_set_new(json_array_get(json_object_get(json_object_get(json_array_get(objs, 1),
+									    "spec"),
+							   "ports"),
+					   0),
+			    "name", json_string("second"));
+	memset(&w, 0, sizeof(w));
+	rc = model_build(objs, NULL, record_warn, &w, &st);
+	check(rc == 0 && st.n == 1 && !strcmp(st.fe[0].svc.port_name, "http"),
+	      "duplicate service: the first definition wins over an older later one");
+	expect_nwarn(&w, 1, "duplicate service");
+	rc = model_build(objs, &opts, NULL, NULL, &again);
+	check(rc == 0 && state_equal(&st, &again), "duplicate service: stable under its holder");
+	model_state_free(&st);
+	model_state_free(&again);
+	json_decref(objs);
+}
+
 int main(void)
 {
 	test_basic();
@@ -815,6 +906,7 @@ int main(void)
 	test_bad();
 	test_conflict();
 	test_conflict_holder();
+	test_duplicate_service();
 	test_api();
 
 	return check_summary();

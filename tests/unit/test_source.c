@@ -97,8 +97,21 @@ int main(void)
 	      "a well-formed List with zero items is accepted (and means: no services)");
 	check(accepted("{\"kind\":\"ServiceList\",\"apiVersion\":\"v1\",\"items\":null}", NULL) == 0,
 	      "items: null (Go's empty list) is an empty list");
-	check(accepted("{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\"}", NULL) == 1,
-	      "a single object of another kind is a source (the model ignores it)");
+	rejected("a single object of another kind (no services in it)",
+		 "{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\"}",
+		 "no Service or EndpointSlice among its 1 objects (first: ConfigMap)");
+	rejected("a List of Pods (kubectl get pods -o json)",
+		 "{\"kind\":\"List\",\"apiVersion\":\"v1\",\"items\":[{\"kind\":\"Pod\","
+		 "\"apiVersion\":\"v1\"}]}",
+		 "no Service or EndpointSlice");
+	rejected("an API error Status (a 401 body)",
+		 "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+		 "\"message\":\"Unauthorized\",\"reason\":\"Unauthorized\",\"code\":401}",
+		 "API error (Status: Unauthorized)");
+	check(accepted("{\"kind\":\"List\",\"apiVersion\":\"v1\",\"items\":[{\"kind\":\"Pod\","
+		       "\"apiVersion\":\"v1\"},{\"kind\":\"Service\",\"apiVersion\":\"v1\"}]}",
+		       NULL) == 2,
+	      "other kinds beside services are fine (the model ignores them)");
 	check(accepted("{\"kind\":\"ServiceList\",\"apiVersion\":\"v1\",\"items\":[{\"metadata\":"
 		       "{\"name\":\"a\"}},{\"metadata\":{\"name\":\"b\"}}]}",
 		       &objs) == 2 &&

@@ -1725,6 +1725,21 @@ static void test_retry_failed(void)
 	}
 	sync_apply(&s, &none, 12 * SEC, &res);
 	sync_reap(&s, 0, true, &next);
+
+	/* A delete that failed is retried too (the frontend would keep serving otherwise). */
+	f.fe_limit = (size_t)-1;
+	apply(&s, &f, &st, 13 * SEC, &res, NULL);
+	f.fail_fe_delete = true;
+	f.fail_fe_delete_key = st.fe[0].key;
+	apply(&s, &f, &none, 14 * SEC, &res, NULL);
+	check(res.removed == 3 && res.failed == 1 && s.nfails == 1 && s.fails[0].remove &&
+		      ffe(&f, st.fe[0].key),
+	      "a failed delete is listed for retry (nfails=%zu)", s.nfails);
+	fake_nofail(&f);
+	sync_retry(&s, 15 * SEC, &res);
+	check(res.removed == 1 && s.nfails == 0 && !ffe(&f, st.fe[0].key) && s.n == 0,
+	      "the retry deletes it");
+	sync_reap(&s, 0, true, &next);
 	sync_fini(&s);
 	fake_fini(&f);
 
