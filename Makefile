@@ -17,7 +17,8 @@ endif
 # Packages a fresh Debian 12 needs for building, testing and the demo.
 DEB_PKGS := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libmicrohttpd-dev uthash-dev \
-	iproute2 iptables nftables curl procps util-linux python3 openssl time gnuplot-nox
+	iproute2 iptables nftables curl procps util-linux python3 openssl time gnuplot-nox \
+	libclang-rt-14-dev
 
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
@@ -45,7 +46,16 @@ TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all deps test unit e2e demo bench bench-full clean vmlinux asan tools
+# libFuzzer targets: clang only (-fsanitize=fuzzer), so the user objects are built a third
+# time with clang and coverage instrumentation. `make fuzz` runs each for FUZZ_TIME seconds.
+FUZZ_CC ?= $(CLANG)
+FUZZ_TIME ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_OBJS := $(patsubst user/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+
+.PHONY: all deps test unit e2e demo bench bench-full clean vmlinux asan tools fuzz fuzz-build
 .DEFAULT_GOAL := all
 # Keep the BPF object and skeleton: they are intermediates of every user object.
 .SECONDARY:
@@ -93,6 +103,15 @@ $(BUILD)/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJS) | $(BUILD)/asan/tests
 	$(call msg,UNIT,$@)
 	$(Q)$(CC) $(CFLAGS_COMMON) $(SAN) -MF $@.d $< $(ASAN_LIB_OBJS) $(LDLIBS) -o $@
 
+$(BUILD)/fuzz/obj/%.o: user/%.c $(SKELS) | $(BUILD)/fuzz/obj
+	$(call msg,CC-FUZZ,$@)
+	$(Q)$(FUZZ_CC) $(CFLAGS_COMMON) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CFLAGS) -c $< -o $@
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) | $(BUILD)/fuzz/obj
+	$(call msg,FUZZER,$@)
+	$(Q)$(FUZZ_CC) $(CFLAGS_COMMON) $(FUZZ_SAN) -fsanitize=fuzzer -MF $@.d $< $(FUZZ_OBJS) \
+		$(LDLIBS) -o $@
+
 $(BUILD)/tools/%: tests/tools/%.c | $(BUILD)/tools
 	$(call msg,TOOL,$@)
 	$(Q)$(CC) -std=gnu11 -g -O2 $(WARN) -MMD -MP $< -o $@
@@ -101,7 +120,8 @@ $(BUILD)/bench/%: bench/%.c | $(BUILD)/bench
 	$(call msg,BENCH,$@)
 	$(Q)$(CC) -std=gnu11 -D_GNU_SOURCE -g -O2 $(WARN) -MMD -MP $< -o $@ -lm
 
-$(BUILD) $(BUILD)/obj $(BUILD)/asan/obj $(BUILD)/asan/tests $(BUILD)/tools $(BUILD)/bench:
+$(BUILD) $(BUILD)/obj $(BUILD)/asan/obj $(BUILD)/asan/tests $(BUILD)/tools $(BUILD)/bench \
+		$(BUILD)/fuzz/obj:
 	$(Q)mkdir -p $@
 
 # Regenerate the committed vmlinux.h from the running kernel's BTF.
@@ -117,8 +137,15 @@ e2e: deps
 	$(Q)tests/run.sh e2e
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all asan
+	$(Q)$(MAKE) --no-print-directory all asan fuzz-build
 	$(Q)tests/run.sh all
+
+fuzz-build: $(FUZZ_BINS)
+
+# New corpus entries and crash artifacts go under $(BUILD)/fuzz, never into tests/fuzz/corpus.
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)tests/fuzz/run.sh $(BUILD)/fuzz $(FUZZ_TIME)
 
 # Benchmarks (root), bpfsvc side by side with kube-proxy's iptables and nftables rules:
 # quick (N up to 10000, under 10 minutes) and full (N up to 100000).
@@ -137,4 +164,5 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/asan/obj/*.d $(BUILD)/asan/tests/*.d $(BUILD)/tools/*.d $(BUILD)/bench/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/asan/obj/*.d $(BUILD)/asan/tests/*.d $(BUILD)/tools/*.d $(BUILD)/bench/*.d \
+	$(BUILD)/fuzz/obj/*.d $(BUILD)/fuzz/*.d)

@@ -44,6 +44,12 @@ if [ "$what" = unit ] || [ "$what" = all ]; then
 	done
 fi
 
+if [ "$what" = fuzz ] || [ "$what" = all ]; then
+	# Each libFuzzer target replays its committed corpus (past crash inputs included) and
+	# fuzzes a few seconds, so the targets keep building and old findings stay fixed.
+	run_one "fuzz/smoke" bash tests/fuzz/smoke.sh "${FUZZ_DIR:-build/fuzz}"
+fi
+
 if [ "$what" = e2e ] || [ "$what" = all ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "not ok - e2e tests need root (namespaces, BPF)"
