@@ -134,6 +134,22 @@ check "zero failed connects through the 429s and the endless line" grep -q 'fail
 agent_stop
 
 # ---- item 11: exec credential plugins that hang or answer late ----
+# term_while_hanging NOTE: SIGTERM the agent while its plugin ($ppid, child $gpid) hangs; the
+# agent ends at once, exit 0, and takes the plugin and the plugin's child with it.
+term_while_hanging() {
+	local t0 rc term_s
+	t0=$(now)
+	kill -TERM "$AGENT_PID"
+	wait "$AGENT_PID"
+	rc=$?
+	AGENT_PID=""
+	term_s=$(elapsed "$t0" "$(now)")
+	check "  SIGTERM ends the agent in $term_s s$1, exit 0 (got $rc)" \
+		python3 -c "import sys; sys.exit(0 if $term_s < 2.5 and $rc == 0 else 1)"
+	check "  the plugin is gone" wait_for "plugin gone" 20 eval '! alive "$ppid"'
+	check "  and so is the child it started" wait_for "child gone" 20 eval '! alive "$gpid"'
+}
+
 P=$TMP/plugin
 mkdir -p "$P"
 cat >"$P/plugin.sh" <<'PLUGIN'
@@ -172,16 +188,7 @@ ppid=$(cat "$P/plugin.pid" 2>/dev/null)
 gpid=$(cat "$P/grandchild.pid" 2>/dev/null)
 check "hanging plugin: running, with its child (pids $ppid $gpid)" alive "$ppid"
 check "  no request went out without its credential (queued, not sent)" test -z "$(reqlog "$mark")"
-t0=$(now)
-kill -TERM "$AGENT_PID"
-wait "$AGENT_PID"
-rc=$?
-AGENT_PID=""
-term_s=$(elapsed "$t0" "$(now)")
-check "  SIGTERM ends the agent in $term_s s (was 59 s), exit 0 (got $rc)" \
-	python3 -c "import sys; sys.exit(0 if $term_s < 2.5 and $rc == 0 else 1)"
-check "  the plugin is gone" wait_for "plugin gone" 20 eval '! alive "$ppid"'
-check "  and so is the child it started" wait_for "child gone" 20 eval '! alive "$gpid"'
+term_while_hanging " (was 59 s)"
 
 # Synced with a working plugin, then a 401 makes the agent re-run it and the re-run hangs:
 # the open watch still delivers events and signals are still served meanwhile.
@@ -209,16 +216,7 @@ before=$(syncs)
 kill -HUP "$AGENT_PID"
 check "  and SIGHUP is still served (a resync)" wait_for "resync" 20 synced_past "$before"
 check "  the plugin is still hanging (not given up on or blocking)" alive "$ppid"
-t0=$(now)
-kill -TERM "$AGENT_PID"
-wait "$AGENT_PID"
-rc=$?
-AGENT_PID=""
-term_s=$(elapsed "$t0" "$(now)")
-check "  SIGTERM ends the agent in $term_s s, exit 0 (got $rc)" \
-	python3 -c "import sys; sys.exit(0 if $term_s < 2.5 and $rc == 0 else 1)"
-check "  the plugin is gone" wait_for "plugin gone" 20 eval '! alive "$ppid"'
-check "  and so is its child" wait_for "child gone" 20 eval '! alive "$gpid"'
+term_while_hanging ""
 ctl POST /control/faults/clear '{}' >/dev/null
 
 # A plugin answering after 2 s: the requests wait for it, then a normal sync.
