@@ -13,8 +13,9 @@ content/en/docs/reference/using-api/api-concepts.md) and meta/v1 ListMeta/Status
   * watch: chunked application/json, one {"type":..,"object":..} per line, objects with
     kind/apiVersion; BOOKMARK objects carry only metadata.resourceVersion;
   * rv unset or "0" on a watch: synthetic ADDED events for the current state first;
-  * a watch from a compacted rv: one ERROR event, Status 410 reason Expired,
-    "too old resource version: X (Y)";
+  * a watch from a compacted rv, or from before the watch cache's window (the last
+    --watch-cache-events events of the resource younger than --watch-cache-seconds): one
+    ERROR event, Status 410 reason Expired, "too old resource version: X (Y)";
   * continue tokens: opaque base64url JSON {"v","rv","start"}; a token whose rv is compacted
     gives 410 Expired with an "inconsistent" token (rv -1) in the Status metadata.continue;
   * list responses larger than 128 KiB are gzip-encoded (chunked) when the client accepts
@@ -26,8 +27,10 @@ Run with --help for the CLI; the control API is documented in CONTROL_API below.
 import argparse
 import base64
 import bisect
+import collections
 import copy
 import gzip
+import io
 import json
 import os
 import random
@@ -42,6 +45,10 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import h2transport  # noqa: E402
+import k8s_objects  # noqa: E402
 
 CONTROL_API = """
 Control API (plain HTTP, 127.0.0.1:CONTROL_PORT, no auth, JSON in and out):
@@ -79,11 +86,13 @@ KIND_TO_RESOURCE = {info["kind"]: res for res, info in RESOURCES.items()}
 GZIP_THRESHOLD = 128 * 1024  # kube-apiserver's defaultGzipThresholdBytes
 
 # Fault classes. Response faults: at most one is taken per request, FIFO.
-RESPONSE_FAULTS = {"too_many_requests", "unavailable", "server_error", "gone_list", "stall"}
+RESPONSE_FAULTS = {"too_many_requests", "unavailable", "server_error", "gone_list", "stall",
+                   "forbidden", "too_large_rv", "rst_stream"}
 WATCH_MODIFIERS = {"close_mid_event", "split_events", "pack_events", "malformed_event", "gone_watch",
                    "endless_line"}
 LIST_MODIFIERS = {"chunked_list", "gzip_list"}
-IMMEDIATE_FAULTS = {"end_watch", "bookmark_now", "unauthorized_until_token_changes"}
+IMMEDIATE_FAULTS = {"end_watch", "bookmark_now", "unauthorized_until_token_changes", "goaway",
+                    "stall_connection"}
 ALL_FAULTS = RESPONSE_FAULTS | WATCH_MODIFIERS | LIST_MODIFIERS | IMMEDIATE_FAULTS
 
 MSG_CONTINUE_EXPIRED = (
@@ -94,6 +103,30 @@ MSG_CONTINUE_EXPIRED = (
     "between the time the first chunk was returned and now may show up in the list."
 )
 MSG_LIST_EXPIRED = "The resourceVersion for the provided list is too old."
+# kube-apiserver waits this long for its watch cache to reach a requested resourceVersion
+# (watchCache.waitUntilFreshAndBlock's blockTimeout), then answers 504.
+FRESH_WAIT_S = 3.0
+# The identity a bearer token maps to: the agent's service account.
+TOKEN_USER = "system:serviceaccount:kube-system:bpfsvc"
+
+
+def too_large_rv(want, current):
+    """kube-apiserver's TooLargeResourceVersion error (storage.NewTooLargeResourceVersionError)."""
+    return ApiError(504, "Timeout", "Timeout: Too large resource version: %d, current: %d"
+                    % (want, current),
+                    {"causes": [{"reason": "ResourceVersionTooLarge",
+                                 "message": "Too large resource version"}],
+                     "retryAfterSeconds": 1},
+                    headers={"Retry-After": 1})
+
+
+def invalid_list_options(field, detail):
+    """A ListOptions validation error: kube-apiserver answers 422 Invalid (errors.NewInvalid)."""
+    return ApiError(422, "Invalid",
+                    'ListOptions.meta.k8s.io "" is invalid: %s: Forbidden: %s' % (field, detail),
+                    {"group": "meta.k8s.io", "kind": "ListOptions",
+                     "causes": [{"reason": "FieldValueForbidden",
+                                 "message": "Forbidden: %s" % detail, "field": field}]})
 
 
 def log(msg):
@@ -275,11 +308,35 @@ class Store:
         self.history_rvs = []
         self.compacted = 0
         self.closing = False
+        # The watch cache: per resource, (rv, monotonic time) of the events a watch can still
+        # replay, and the rv of the newest event that fell out (0: none yet).
+        self.cache_events = 1000
+        self.cache_seconds = 75.0
+        self.cached = {r: collections.deque() for r in RESOURCES}
+        self.evicted_rv = {r: 0 for r in RESOURCES}
 
     def _append(self, res, key, typ, obj, prev):
         self.history.append((self.rv, res, key, typ, obj, prev))
         self.history_rvs.append(self.rv)
+        self.cached[res].append((self.rv, time.monotonic()))
         self.cond.notify_all()
+
+    def too_old_below(self, res):
+        """A watch of res from an rv below this gets 410 (lock held): the compaction point, or
+        the newest event the watch cache dropped. An event drops out when it is not among the
+        last cache_events of its resource, or older than cache_seconds."""
+        q = self.cached[res]
+        horizon = time.monotonic() - self.cache_seconds
+        while q and (len(q) > self.cache_events or q[0][1] < horizon):
+            self.evicted_rv[res] = q.popleft()[0]
+        return max(self.compacted, self.evicted_rv[res])
+
+    def cache_window(self, res):
+        """What the watch cache of res holds now (lock held), for /control/state."""
+        below = self.too_old_below(res)
+        q = self.cached[res]
+        return {"events": len(q), "oldestResourceVersion": q[0][0] if q else None,
+                "tooOldBelow": below}
 
     def apply(self, obj):
         if not isinstance(obj, dict):
@@ -297,6 +354,9 @@ class Store:
         key = (md["namespace"], md["name"])
         with self.cond:
             prev = self.objects.get((res,) + key)
+            # Served as kube-apiserver would: defaulted, allocated, with managedFields.
+            obj = k8s_objects.serve_shape(obj, prev, self.objects, (res,) + key, now_rfc3339())
+            md = obj["metadata"]
             self.rv += 1
             md["resourceVersion"] = str(self.rv)
             if prev is not None:
@@ -563,6 +623,37 @@ def route(path):
     return None
 
 
+def discovery(path):
+    """The legacy discovery document at path (kube-apiserver 1.30's), or None."""
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
+                                                "serverAddress": "127.0.0.1:6443"}]}
+    if path == "/apis":
+        gv = {"groupVersion": "discovery.k8s.io/v1", "version": "v1"}
+        return {"kind": "APIGroupList", "apiVersion": "v1",
+                "groups": [{"name": "discovery.k8s.io", "versions": [gv],
+                            "preferredVersion": gv}]}
+    verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    if path == "/api/v1":
+        return {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+            {"name": "services", "singularName": "service", "namespaced": True,
+             "kind": "Service", "verbs": [v for v in verbs if v != "deletecollection"],
+             "shortNames": ["svc"], "categories": ["all"]},
+            {"name": "services/status", "singularName": "", "namespaced": True,
+             "kind": "Service", "verbs": ["get", "patch", "update"]}]}
+    if path == "/apis/discovery.k8s.io/v1":
+        return {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": "discovery.k8s.io/v1", "resources": [
+                    {"name": "endpointslices", "singularName": "endpointslice",
+                     "namespaced": True, "kind": "EndpointSlice", "verbs": verbs}]}
+    if path == "/apis/discovery.k8s.io":
+        gv = {"groupVersion": "discovery.k8s.io/v1", "version": "v1"}
+        return {"kind": "APIGroup", "apiVersion": "v1", "name": "discovery.k8s.io",
+                "versions": [gv], "preferredVersion": gv}
+    return None
+
+
 def truthy(v):
     return v is not None and v.lower() in ("true", "1", "yes")
 
@@ -598,6 +689,17 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def end_chunks(self):
         self.write_raw(b"0\r\n\r\n")
+
+    def record_proto(self):
+        self._entry["proto"] = "http/1.1"
+
+    def write_cut(self, total, part):
+        """The start of a chunk of `total` bytes: its header and `part` of it."""
+        self.write_raw(b"%x\r\n" % total + part)
+
+    def reset_stream(self, code):
+        """HTTP/1.1 has no stream to reset: the connection goes (HTTP/2 overrides)."""
+        self.abort()
 
     def abort(self):
         """Drop the connection without a terminating chunk or TLS close_notify."""
@@ -678,6 +780,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if auth == "cert":
             entry["user"] = detail
         self._entry = app.record(entry)
+        self.record_proto()
         # Drain any request body so keep-alive stays in sync.
         length = int(self.headers.get("Content-Length") or 0)
         if length:
@@ -697,6 +800,10 @@ class ApiHandler(BaseHTTPRequestHandler):
                 return
             if auth == "none":
                 raise ApiError(401, "Unauthorized", "Unauthorized")
+            doc = discovery(u.path.rstrip("/") or "/")
+            if doc is not None and method == "GET":
+                self.send_json(200, doc)
+                return
             rt = route(u.path)
             if rt is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource",
@@ -756,12 +863,33 @@ class ApiHandler(BaseHTTPRequestHandler):
                            "Internal error occurred: %s" % f.get("message", "injected fault"),
                            {"causes": [{"message": f.get("message", "injected fault")}]},
                            headers=hdrs)
+        if t == "forbidden":
+            raise self.forbidden(res, verb)
+        if t == "too_large_rv":
+            return self.fault_too_large_rv(f, verb, q)
         if t == "gone_list":
             if q.get("continue"):
                 _rv, start = decode_continue(q["continue"])
                 raise ApiError(410, "Expired", MSG_CONTINUE_EXPIRED,
                                list_meta={"continue": encode_continue(-1, start)})
             raise ApiError(410, "Expired", MSG_LIST_EXPIRED)
+        if t == "rst_stream":
+            # HTTP/2 RST_STREAM (HTTP/1.1: the connection is dropped), before the response
+            # headers, right after them, or (watch) after `after` events.
+            code = f.get("error", "INTERNAL_ERROR")
+            h2transport.error_code(code)
+            phase = f.get("phase", "before_headers")
+            if phase == "after_events":
+                self._rst_after = (int(f.get("after", 1)), code)
+                return True
+            if phase == "after_headers":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Cache-Control", "no-cache, private")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self._headers_sent = True
+            self.reset_stream(code)
         if t == "stall":
             seconds = float(f.get("seconds", 300))
             phase = f.get("phase", "before_headers")
@@ -777,6 +905,51 @@ class ApiHandler(BaseHTTPRequestHandler):
                 return False
             return True
         return True
+
+    def forbidden(self, res, verb):
+        """kube-apiserver's 403 for a request RBAC denies (responsewriters.Forbidden)."""
+        entry = self._entry
+        user = entry.get("user") if entry.get("auth") == "cert" else None
+        user = user or TOKEN_USER
+        group = RESOURCES[res]["apiVersion"].rpartition("/")[0]
+        rt = route(entry["path"]) or (res, None, None)
+        ns, name = rt[1], rt[2]
+        scope = 'in the namespace "%s"' % ns if ns else "at the cluster scope"
+        what = '%s "%s"' % (res, name) if name else res
+        details = {"group": group, "kind": res} if group else {"kind": res}
+        if name:
+            details["name"] = name
+        return ApiError(403, "Forbidden",
+                        '%s is forbidden: User "%s" cannot %s resource "%s" in API group "%s" %s'
+                        % (what, user, verb, res, group, scope), details)
+
+    def fault_too_large_rv(self, f, verb, q):
+        """This server's cache is behind the rv the client asks for (an HA peer that lags, an
+        etcd restored from a backup): after `seconds` (default 3) a list gets 504, a watch a 200
+        with one ERROR event carrying the 504 Status, as kube-apiserver's errWatcher sends."""
+        store = self.app.store
+        if not self.stall(float(f.get("seconds", FRESH_WAIT_S))):
+            self.close_connection = True
+            return False
+        with store.cond:
+            cur = store.rv
+        try:
+            want = int(q.get("resourceVersion") or 0)
+        except ValueError:
+            want = 0
+        err = too_large_rv(max(want, cur + 1), cur)
+        if verb != "watch":
+            raise err
+        if not self._headers_sent:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Cache-Control", "no-cache, private")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self._headers_sent = True
+        self.write_chunk(dumps({"type": "ERROR", "object": err.status}).encode() + b"\n")
+        self.end_chunks()
+        return False
 
     def stall(self, seconds):
         end = time.monotonic() + seconds
@@ -814,6 +987,23 @@ class ApiHandler(BaseHTTPRequestHandler):
         rvp = q.get("resourceVersion") or ""
         rvm = q.get("resourceVersionMatch") or ""
         start = ""
+        # apimachinery's ValidateListOptions, as the list handler runs it before anything else.
+        if rvm:
+            if not rvp:
+                raise invalid_list_options(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided")
+            if cont:
+                raise invalid_list_options(
+                    "resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided")
+            if rvm not in ("Exact", "NotOlderThan"):
+                raise ApiError(422, "Invalid", 'ListOptions.meta.k8s.io "" is invalid: '
+                               'resourceVersionMatch: Unsupported value: "%s": supported values: '
+                               '"Exact", "NotOlderThan", ""' % rvm)
+            if rvm == "Exact" and rvp == "0":
+                raise invalid_list_options(
+                    "resourceVersionMatch",
+                    'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
         with store.cond:
             if cont:
                 if rvp not in ("", "0"):
@@ -842,14 +1032,20 @@ class ApiHandler(BaseHTTPRequestHandler):
                     if want < store.compacted:
                         raise ApiError(410, "Expired", MSG_LIST_EXPIRED)
                     if want > store.rv:
-                        raise ApiError(504, "Timeout", "Too large resource version: %d, current: %d"
-                                       % (want, store.rv), {"retryAfterSeconds": 1},
-                                       headers={"Retry-After": 1})
+                        raise too_large_rv(want, store.rv)
                     state, list_rv = store.snapshot(res, want), want
                 else:
+                    if want is not None and want > store.rv:
+                        # NotOlderThan a future rv: kube-apiserver's watch cache waits up to
+                        # 3 s to catch up, then gives up with 504.
+                        store.cond.wait_for(lambda: store.rv >= want or store.closing,
+                                            timeout=FRESH_WAIT_S)
+                        if store.rv < want:
+                            raise too_large_rv(want, store.rv)
                     state, list_rv = store.current(res), store.rv
-        # Paging a large list re-reads the same snapshot once per page: build the sorted,
-        # filtered item list once per (resource, rv, namespace, selector) and slice it.
+        # Paging a large list re-reads the same snapshot once per page: build the sorted key
+        # list (with whether each object matches the selector) once per (resource, rv,
+        # namespace, selector) and walk it.
         ckey = (res, list_rv, ns, q.get("labelSelector") or "")
         cached = getattr(app, "list_cache", None)
         if cached and cached[0] == ckey:
@@ -859,21 +1055,30 @@ class ApiHandler(BaseHTTPRequestHandler):
             for k in sorted(state, key=lambda k: "%s/%s" % k):
                 if ns and k[0] != ns:
                     continue
-                if reqs and not selector_matches(reqs, state[k]):
-                    continue
-                all_items.append(("%s/%s" % k, state[k]))
-            all_keys = [k for k, _o in all_items]
+                all_items.append(("%s/%s" % k, state[k],
+                                  not reqs or selector_matches(reqs, state[k])))
+            all_keys = [k for k, _o, _m in all_items]
             app.list_cache = (ckey, all_items, all_keys)
-        items = all_items[bisect.bisect_left(all_keys, start):] if start else all_items
+        i = bisect.bisect_left(all_keys, start) if start else 0
         meta = {"resourceVersion": str(list_rv)}
-        page = items
-        if limit and len(items) > limit:
-            page = items[:limit]
-            meta["continue"] = encode_continue(list_rv, page[-1][0] + "\x00")
-            if not reqs:
-                meta["remainingItemCount"] = len(items) - limit
+        if not limit:
+            page = [o for _k, o, m in all_items[i:] if m]
+        else:
+            # As the etcd-backed list: keys are read in order and filtered until the page holds
+            # `limit` matches; `continue` follows whenever keys remain after the last one read,
+            # matching or not, so the page after a full one can be empty.
+            page = []
+            j = i
+            while j < len(all_items) and len(page) < limit:
+                if all_items[j][2]:
+                    page.append(all_items[j][1])
+                j += 1
+            if len(page) >= limit and j < len(all_items):
+                meta["continue"] = encode_continue(list_rv, all_items[j - 1][0] + "\x00")
+                if not reqs:
+                    meta["remainingItemCount"] = len(all_items) - j
         body = {"kind": info["listKind"], "apiVersion": info["apiVersion"], "metadata": meta,
-                "items": [strip_type(o) for _k, o in page]}
+                "items": [strip_type(o) for o in page]}
         mods = app.faults.take_modifiers(LIST_MODIFIERS, res, "list", bool(cont))
         if mods:
             self._entry["modifiers"] = sorted(mods)
@@ -950,9 +1155,13 @@ class ApiHandler(BaseHTTPRequestHandler):
                 idx = len(store.history)
                 start_rv = store.rv
             else:
+                # A future rv is accepted: kube-apiserver 1.30 only waits for its cache to catch
+                # up (and fails with 504) for sendInitialEvents watches; a plain watch just gets
+                # the events past rv when they happen.
                 start_rv = rv
-                if rv < store.compacted:
-                    gone_msg = "too old resource version: %d (%d)" % (rv, store.compacted)
+                below = store.too_old_below(res)
+                if rv < below:
+                    gone_msg = "too old resource version: %d (%d)" % (rv, below)
                 idx = bisect.bisect_right(store.history_rvs, rv)
             if "gone_watch" in mods and gone_msg is None:
                 gone_msg = "too old resource version: %d (%d)" % (start_rv, store.rv)
@@ -984,6 +1193,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         out.start()
         interval = app.args.bookmark_interval
         next_bm = time.monotonic() + interval if (w.allow_bookmarks and interval > 0) else None
+        # kube-apiserver's cacheWatcher.nextBookmarkTime: besides the ~1/min heartbeat, one
+        # BOOKMARK 2 s before timeoutSeconds runs out, so the client resumes from a fresh rv.
+        pre_bm = deadline - 2.0 if (w.allow_bookmarks and deadline is not None) else None
         pack = mods.get("pack_events")
         window = float(pack.get("window", 0)) if pack else 0.0
 
@@ -1000,10 +1212,12 @@ class ApiHandler(BaseHTTPRequestHandler):
                 if not (len(store.history) > idx or w.end or w.bookmark or store.closing
                         or app.stop.is_set()
                         or (next_bm is not None and nowm >= next_bm)
+                        or (pre_bm is not None and nowm >= pre_bm)
                         or (deadline is not None and nowm >= deadline)):
                     waits = [0.25]
-                    if next_bm is not None:
-                        waits.append(next_bm - nowm)
+                    for t in (next_bm, pre_bm):
+                        if t is not None:
+                            waits.append(t - nowm)
                     if deadline is not None:
                         waits.append(deadline - nowm)
                     store.cond.wait(max(0.001, min(waits)))
@@ -1019,7 +1233,17 @@ class ApiHandler(BaseHTTPRequestHandler):
             events = [ev for ev in (self.convert(w, e, matches) for e in new) if ev]
             send(events)
             nowm = time.monotonic()
-            if bm == "force" or (w.allow_bookmarks and (bm or (next_bm is not None and nowm >= next_bm))):
+            periodic = next_bm is not None and nowm >= next_bm
+            pre = pre_bm is not None and nowm >= pre_bm
+            if pre:
+                pre_bm = None
+            if periodic:
+                next_bm = nowm + interval
+            # Never a bookmark behind the rv the watch started from (a watch from a future rv
+            # would otherwise move its client back).
+            if cur_rv < w.start_rv:
+                bm, periodic, pre = None, False, False
+            if bm == "force" or (w.allow_bookmarks and (bm or periodic or pre)):
                 # Every change up to cur_rv has been considered, so cur_rv is a safe bookmark.
                 bmobj = {"kind": info["kind"], "apiVersion": info["apiVersion"],
                          "metadata": {"resourceVersion": str(cur_rv)}}
@@ -1040,7 +1264,8 @@ class ApiHandler(BaseHTTPRequestHandler):
     @staticmethod
     def convert(w, entry, matches):
         rv, res, _key, typ, obj, prev = entry
-        if res != w.res:
+        # A watch from a future rv sees only what comes after it.
+        if res != w.res or rv <= w.start_rv:
             return None
         if typ == "DELETED":
             return ("DELETED", obj) if matches(obj) else None
@@ -1141,7 +1366,7 @@ class EventWriter:
                 half = data[:max(1, len(data) // 2)]
                 if self.cut.get("mode", "mid_chunk") == "mid_chunk":
                     # The chunk header promises the whole line; half of it follows.
-                    self.h.write_raw(b"%x\r\n" % len(data) + half)
+                    self.h.write_cut(len(data), half)
                 else:
                     self.h.write_chunk(half)
                 log("close_mid_event: cut the connection after %d bytes of %d"
@@ -1150,6 +1375,11 @@ class EventWriter:
         self._out(data)
         if real:
             self.w.events_sent += 1
+            rst = getattr(self.h, "_rst_after", None)
+            if rst and self.w.events_sent >= rst[0]:
+                self.flush()
+                log("rst_stream: reset after %d events" % self.w.events_sent)
+                self.h.reset_stream(rst[1])
             self._maybe_bad()
             self._maybe_endless()
 
@@ -1164,6 +1394,126 @@ class EventWriter:
                 self._chunks(data[i:i + size])
         else:
             self._chunks(data)
+
+
+class H2Headers:
+    """Request headers of an HTTP/2 stream, looked up case-insensitively like http.client's."""
+
+    def __init__(self, pairs):
+        self.d = {}
+        for k, v in pairs:
+            k = k.lower()
+            self.d[k] = "%s, %s" % (self.d[k], v) if k in self.d and k != "cookie" else v
+
+    def get(self, name, default=None):
+        return self.d.get(name.lower(), default)
+
+    def __getitem__(self, name):
+        return self.d.get(name.lower())
+
+
+class H2ApiStream(ApiHandler):
+    """One HTTP/2 request served by ApiHandler's logic. Only the transport differs: headers
+    become a HEADERS frame (connection-specific ones dropped, as RFC 9113 requires), body
+    bytes and chunks become DATA frames under flow control, the end of the chunked body is
+    END_STREAM, and "reset" is a real RST_STREAM."""
+
+    def __init__(self, conn, sid, headers, server):
+        # BaseHTTPRequestHandler.__init__ would run an HTTP/1.1 read loop: not called.
+        self.h2c = conn
+        self.sid = sid
+        self.server = server
+        self.client_address = conn.peer
+        self.connection = conn.sock
+        self.headers = H2Headers(headers)
+        self.command = self.headers.get(":method") or "GET"
+        self.path = self.headers.get(":path") or "/"
+        self.request_version = "HTTP/2"
+        self.rfile = io.BytesIO(b"")
+        self.close_connection = False
+        self._status = None
+        self._hdrs = []
+        self._aborted = False
+
+    def serve(self):
+        try:
+            fn = getattr(self, "do_" + self.command, None)
+            if fn is None:
+                raise ApiError(405, "MethodNotAllowed", "method %s not allowed" % self.command)
+            fn()
+        except ApiError as e:
+            try:
+                self.send_error_status(e)
+            except (ClientGone, Aborted):
+                pass
+        except (ClientGone, Aborted):
+            pass
+        log("api h2 %s conn=%d stream=%d \"%s %s\" %s" % (self.client_address[0], self.h2c.id,
+                                                         self.sid, self.command, self.path,
+                                                         self._status))
+
+    def record_proto(self):
+        entry = getattr(self, "_entry", None)
+        if entry is not None:
+            entry["proto"] = "h2"
+            entry["conn"] = self.h2c.id
+            entry["stream"] = self.sid
+
+    def send_response(self, code, message=None):
+        entry = getattr(self, "_entry", None)
+        if entry is not None:
+            entry["status"] = code
+            self.record_proto()
+        self._status = code
+        self._hdrs = [("server", self.server_version), ("date", self.date_time_string())]
+
+    def send_header(self, keyword, value):
+        k = keyword.lower()
+        if k in ("connection", "transfer-encoding", "keep-alive", "proxy-connection", "upgrade"):
+            return
+        self._hdrs.append((k, str(value)))
+
+    def end_headers(self):
+        try:
+            self.h2c.send_headers(self.sid, self._status, self._hdrs)
+        except h2transport.StreamGone as e:
+            raise ClientGone(str(e))
+
+    def write_raw(self, data):
+        try:
+            self.h2c.send_data(self.sid, data)
+        except h2transport.StreamGone as e:
+            raise ClientGone(str(e))
+
+    def write_chunk(self, data):
+        if data:
+            self.write_raw(data)
+
+    def write_cut(self, total, part):
+        self.write_raw(part)
+
+    def end_chunks(self):
+        try:
+            self.h2c.end_stream(self.sid)
+        except h2transport.StreamGone as e:
+            raise ClientGone(str(e))
+
+    def abort(self):
+        """Drop the whole TCP connection, every stream on it: what a crash or a cut cable
+        does to an HTTP/2 client."""
+        self._aborted = True
+        self.h2c.abort()
+        raise Aborted()
+
+    def reset_stream(self, code):
+        self.h2c.reset(self.sid, code)
+        raise Aborted()
+
+    def client_gone(self, wait):
+        return self.h2c.stream_closed(self.sid, wait)
+
+    def address_string(self):
+        return self.client_address[0]
 
 
 class TLSServer(ThreadingHTTPServer):
@@ -1190,6 +1540,17 @@ class TLSServer(ThreadingHTTPServer):
             log("api %s TLS handshake failed: %s" % (client_address[0], e))
             return
         tls.settimeout(None)
+        if tls.selected_alpn_protocol() == "h2":
+            def stream(conn, sid, headers):
+                H2ApiStream(conn, sid, headers, self).serve()
+            try:
+                h2transport.serve(tls, client_address, stream, log)
+            finally:
+                try:
+                    tls.close()
+                except OSError:
+                    pass
+            return
         h = None
         try:
             h = self.RequestHandlerClass(tls, client_address, self)
@@ -1237,8 +1598,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
+        raw = self._raw
         if not raw.strip():
             return {}
         try:
@@ -1255,6 +1615,17 @@ class ControlHandler(BaseHTTPRequestHandler):
     def dispatch(self, method):
         u = urlsplit(self.path)
         q = {k: v[-1] for k, v in parse_qs(u.query).items()}
+        # Read the whole body whether the endpoint wants it or not: bytes left unread would be
+        # taken for the next request on this keep-alive connection.
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            n = -1
+        if n < 0 or self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            self.reply(400, {"error": "a body needs a valid Content-Length (no chunked bodies)"})
+            return
+        self._raw = self.rfile.read(n) if n else b""
         try:
             fn = getattr(self, "c_%s_%s" % (method.lower(), u.path.strip("/").replace("/", "_")),
                          None)
@@ -1313,6 +1684,15 @@ class ControlHandler(BaseHTTPRequestHandler):
         if t == "bookmark_now":
             n = app.signal_watchers(r, bookmark="force" if b.get("force") else "normal")
             return {"type": t, "watches": n}
+        if t == "goaway":
+            kw = {"abrupt": bool(b.get("abrupt")), "code": b.get("error", "NO_ERROR"),
+                  "last_stream_id": b.get("last_stream_id"),
+                  "debug": str(b.get("debug", "")).encode()}
+            h2transport.error_code(kw["code"])
+            return {"type": t, "connections": h2transport.goaway_all(**kw)}
+        if t == "stall_connection":
+            n = h2transport.stall_all(float(b.get("seconds", 300)))
+            return {"type": t, "connections": n}
         if t == "unauthorized_until_token_changes":
             tok = app.read_token()
             with app.req_lock:
@@ -1380,8 +1760,13 @@ class ControlHandler(BaseHTTPRequestHandler):
                 counts[k[0]] += 1
             st = {"resourceVersion": str(store.rv), "rv": store.rv, "compacted": store.compacted,
                   "counts": counts, "history": len(store.history)}
+            wc = {"maxEvents": store.cache_events, "seconds": store.cache_seconds}
+            for r in RESOURCES:
+                wc[r] = store.cache_window(r)
+            st["watchCache"] = wc
         st["watchers"] = {k: v for k, v in app.watcher_counts().items() if k != "watches"}
         st["faults"] = app.faults.pending()
+        st["h2"] = h2transport.REGISTRY.snapshot()
         st["token_auth"] = app.token_auth
         st["cert_auth"] = app.cert_auth
         st["token_blocked"] = app.blocked
@@ -1432,16 +1817,26 @@ def main(argv=None):
     ap.add_argument("--key", required=True, help="server key (PEM)")
     ap.add_argument("--client-ca", help="CA for client certificates (CERT_OPTIONAL)")
     ap.add_argument("--token-file", help="bearer token file, re-read on every request")
-    ap.add_argument("--bookmark-interval", type=float, default=1.0,
-                    help="seconds between BOOKMARK events (0: only on demand)")
+    ap.add_argument("--bookmark-interval", type=float, default=60.0,
+                    help="seconds between periodic BOOKMARK events (0: none; the one 2 s "
+                         "before timeoutSeconds ends is sent anyway)")
+    ap.add_argument("--watch-cache-events", type=int, default=1000,
+                    help="events per resource a watch can replay at most")
+    ap.add_argument("--watch-cache-seconds", type=float, default=75.0,
+                    help="events older than this cannot be replayed (kube-apiserver's "
+                         "eventFreshDuration)")
     ap.add_argument("--default-watch-timeout", type=float, default=0,
                     help="end watches without timeoutSeconds after this many seconds (0: never)")
     ap.add_argument("--gzip-threshold", type=int, default=GZIP_THRESHOLD,
                     help="gzip list bodies larger than this when accepted (-1: never)")
+    ap.add_argument("--alpn", default="h2,http/1.1",
+                    help="ALPN protocols offered, in preference order (http/1.1: no HTTP/2)")
     ap.add_argument("--port-file", help='write {"port":P,"control_port":C} here when ready')
     args = ap.parse_args(argv)
 
     app = App(args)
+    app.store.cache_events = max(1, args.watch_cache_events)
+    app.store.cache_seconds = args.watch_cache_seconds
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(args.cert, args.key)
@@ -1450,10 +1845,8 @@ def main(argv=None):
         ctx.verify_mode = ssl.CERT_OPTIONAL
     else:
         ctx.verify_mode = ssl.CERT_NONE
-    try:
-        ctx.set_alpn_protocols(["http/1.1"])
-    except NotImplementedError:
-        pass
+    # Like kube-apiserver: HTTP/2 for clients that offer it, HTTP/1.1 for the rest.
+    ctx.set_alpn_protocols([p.strip() for p in args.alpn.split(",") if p.strip()])
 
     host = args.listen.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

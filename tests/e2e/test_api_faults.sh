@@ -6,7 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 
 topo_up 2 || { not_ok "topology"; finish; exit 1; }
-api_up || { not_ok "fake API server"; finish; exit 1; }
+# A BOOKMARK every second keeps healthy watches inside the agent's short idle timeout
+# (--watch-idle-timeout 2 below; the fake's default is kube-apiserver's one a minute).
+api_up --bookmark-interval 1 || { not_ok "fake API server"; finish; exit 1; }
 kubeconfig_write "    tokenFile: token"
 api_apply "$(svc default web 10.96.0.10 'http:80:8080:TCP')"
 api_apply "$(slice default web web-1 IPv4 'http:8080:TCP' '10.244.0.11')"

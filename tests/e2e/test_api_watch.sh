@@ -64,7 +64,7 @@ api_delete Service default web
 check "service deleted: the VIP is no longer translated" reaches 10.96.0.10 80 '^ERR ENETUNREACH$' 100
 check "per-event latency is logged" grep -q 'msg="events applied".*latency_us=' "$AGENT_LOG"
 
-# Idle: asleep in epoll (bookmarks arrive every second, nothing else).
+# Idle: asleep in epoll (nothing arrives but the odd bookmark).
 pid=$AGENT_PID
 t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 sleep 3

@@ -892,6 +892,81 @@ static void test_duplicate_service(void)
 	json_decref(objs);
 }
 
+/*
+ * Objects as kube-apiserver 1.30 serves them (tests/apiserver/testdata, in the shape `kubectl
+ * get svc,endpointslice -o json` prints): managedFields, defaulted and allocated fields,
+ * "endpoints": null and "ports": null on a placeholder slice, hints, targetRef, terminating
+ * endpoints, a headless and an ExternalName service, an unnamed LoadBalancer port.
+ */
+#define SERVED "tests/apiserver/testdata/kubectl-get-svc-endpointslice.json"
+
+static void test_served_shapes(void)
+{
+	struct model_state api = {};
+	struct warnings w = {};
+	json_t *objs, *o, *slices;
+	struct run r;
+	size_t i, j;
+	int rc = 0;
+
+	build_objs(&r, load(SERVED), "node1", "served shapes");
+	expect_nwarn(&r.w, 0, "served shapes");
+	check(r.st.n == 8, "served shapes: 8 frontends (got %zu)", r.st.n);
+	/* Only the ready endpoint: not-ready and terminating ones are left out. */
+	expect_fe(&r.st, "10.96.120.34", 80, IPPROTO_TCP, "demo/web:http", "10.244.1.5:8080");
+	expect_fe(&r.st, "10.96.5.7", 53, IPPROTO_UDP, "demo/dual:dns", "10.244.1.9:5353");
+	expect_fe(&r.st, "10.96.5.7", 53, IPPROTO_TCP, "demo/dual:dns-tcp", "10.244.1.9:5353");
+	expect_fe(&r.st, "fd00:10:96::5:7", 53, IPPROTO_UDP, "demo/dual:dns", "[fd00:244:1::9]:5353");
+	expect_fe(&r.st, "fd00:10:96::5:7", 53, IPPROTO_TCP, "demo/dual:dns-tcp",
+		  "[fd00:244:1::9]:5353");
+	/* Every endpoint terminating but serving: the fallback. */
+	expect_fe(&r.st, "10.96.33.10", 8080, IPPROTO_TCP, "demo/np:web",
+		  "10.244.1.20:8080 10.244.2.21:8080");
+	/* Service port without a name, slice port "name": "". */
+	expect_fe(&r.st, "10.96.200.5", 443, IPPROTO_TCP, "demo/lb:", "10.244.1.30:8443 10.244.2.31:8443");
+	/* Placeholder slice (endpoints and ports null): a frontend without backends. */
+	expect_fe(&r.st, "10.96.44.44", 80, IPPROTO_TCP, "demo/idle:http", "");
+	check(count_svc(&r.st, "demo", "db") == 0 && count_svc(&r.st, "demo", "ext") == 0,
+	      "served shapes: headless and ExternalName services have no frontend");
+
+	/* The API source's path: list items carry no kind; slices are checked one by one and
+	 * joined to their service by label, then each service is added on its own. */
+	objs = r.objs;
+	json_array_foreach(objs, i, o) {
+		const char *kind = json_string_value(json_object_get(o, "kind"));
+		const char *name = json_string_value(
+			json_object_get(json_object_get(o, "metadata"), "name"));
+		json_t *s;
+
+		if (strcmp(kind, "Service"))
+			continue;
+		slices = json_array();
+		json_array_foreach(objs, j, s) {
+			const char *owner = NULL;
+
+			if (strcmp(json_string_value(json_object_get(s, "kind")), "EndpointSlice"))
+				continue;
+			s = json_deep_copy(s);
+			json_object_del(s, "kind");
+			json_object_del(s, "apiVersion");
+			if (model_slice_check(s, record_warn, &w, &owner) == 0 && !strcmp(owner, name))
+				json_array_append(slices, s);
+			json_decref(s);
+		}
+		o = json_deep_copy(o);
+		json_object_del(o, "kind");
+		json_object_del(o, "apiVersion");
+		rc |= model_add_service(o, slices, NULL, record_warn, &w, &api);
+		json_decref(o);
+		json_decref(slices);
+	}
+	model_sort(&api);
+	check(rc == 0 && w.n == 0 && state_equal(&api, &r.st),
+	      "served shapes: list items without kind, service by service, give the same state");
+	model_state_free(&api);
+	run_free(&r);
+}
+
 int main(void)
 {
 	test_basic();
@@ -907,6 +982,7 @@ int main(void)
 	test_conflict();
 	test_conflict_holder();
 	test_duplicate_service();
+	test_served_shapes();
 	test_api();
 
 	return check_summary();
