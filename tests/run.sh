@@ -3,6 +3,9 @@
 # Each test program prints "ok - ..." / "not ok - ..." lines and its own "N passed, N failed";
 # a program that dies without that line, or exits non-zero, counts as a failure.
 set -u
+# Debian's python3 first: python3-h2 and python3-kubernetes are installed for it, and a
+# python3 from pyenv or a venv earlier in PATH would not see them.
+PATH=/usr/bin:$PATH
 cd "$(dirname "$0")/.."
 what=${1:-all}
 total_pass=0
@@ -61,6 +64,11 @@ if [ "$what" = e2e ] || [ "$what" = all ]; then
 		export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 		for t in tests/e2e/test_*.sh; do
 			run_one "e2e/$(basename "$t" .sh)" bash "$t"
+		done
+		# The agent speaks HTTP/2 by default; HTTP/1.1 (--api-http-version 1.1) stays a
+		# tested mode for the watch and fault scenarios.
+		for t in test_api_watch test_api_faults; do
+			run_one "e2e/$t@http1.1" env API_HTTP=1.1 bash "tests/e2e/$t.sh"
 		done
 		# The fake API server the e2e tests rely on is itself checked against curl.
 		run_one "apiserver/selftest" bash tests/apiserver/selftest.sh

@@ -562,7 +562,13 @@ static int api_setup(struct agent *a)
 		.batch_end = api_batch_end,
 		.report = api_report,
 	};
-	struct kube_client_opts ko = { a->o->request_timeout_s, a->o->watch_idle_timeout_s };
+	struct kube_client_opts ko = {
+		.request_timeout_s = a->o->request_timeout_s,
+		.idle_timeout_s = a->o->watch_idle_timeout_s,
+		.http1 = a->o->api_http1,
+		.health_idle_s = a->o->http2_read_idle_s,
+		.health_timeout_s = a->o->http2_ping_timeout_s,
+	};
 	struct api_source_opts ao = { WATCH_MIN_S, WATCH_MAX_S, a->o->backoff_max_s };
 	char err[512] = "";
 	int ret;

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -23,7 +28,17 @@ struct kube_req {
 	long retry_after;
 	bool queued;	/* waiting for the exec plugin's credential, not in the multi handle */
 	bool releasing; /* the credential came: being attached (or failed) now */
+	bool unhealthy; /* its connection failed the health check: say so, not curl's error */
 	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* One of curl's sockets (a connection with a transfer on it). */
+struct kube_sock {
+	bool ours;		/* in epfd for curl */
+	bool probed;		/* silent past the idle time: a probe stream went out */
+	bool dropped;		/* failed the health check, shut down */
+	long local_port;	/* ties it to its transfers; 0: not looked up yet */
+	uint64_t last_read_ns;	/* when it last had something to read */
 };
 
 struct kube_client {
@@ -33,14 +48,43 @@ struct kube_client {
 	CURLM *multi;
 	int epfd;
 	int timerfd;
-	bool *fds; /* fds[fd]: fd is one of curl's sockets in epfd */
-	int nfds;
+	struct kube_sock *socks; /* by fd */
+	int nsocks;
+	int health_timerfd;	 /* next health check, -1 when disabled */
+	uint64_t health_next_ns; /* when it is armed for, 0: disarmed */
+	struct kube_req *probe;	 /* the health probe in flight */
 	struct kube_req *reqs;
 	int exec_timerfd;   /* the exec plugin's deadline, -1 without a plugin */
 	bool exec_watched;  /* a plugin run's descriptors are in epfd */
 	void (*cred_report)(void *arg, const char *err);
 	void *cred_arg;
 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static bool health_on(const struct kube_client *c)
+{
+	return c->health_timerfd >= 0;
+}
+
+/* Wake the health check at `at` unless it is due sooner already. */
+static void health_arm(struct kube_client *c, uint64_t at)
+{
+	struct itimerspec its = {};
+
+	if (!health_on(c) || (c->health_next_ns && c->health_next_ns <= at))
+		return;
+	its.it_value.tv_sec = (time_t)(at / 1000000000ULL);
+	its.it_value.tv_nsec = (long)(at % 1000000000ULL);
+	if (!timerfd_settime(c->health_timerfd, TFD_TIMER_ABSTIME, &its, NULL))
+		c->health_next_ns = at;
+}
 
 static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
@@ -51,25 +95,29 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
 	(void)socketp;
 	if (what == CURL_POLL_REMOVE) {
 		epoll_ctl(c->epfd, EPOLL_CTL_DEL, s, NULL);
-		if (s < c->nfds)
-			c->fds[s] = false;
+		if (s < c->nsocks)
+			c->socks[s] = (struct kube_sock){};
 		return 0;
 	}
-	if (s >= c->nfds) {
+	if (s >= c->nsocks) {
 		int n = s + 64;
-		bool *p = realloc(c->fds, n * sizeof(*p));
+		struct kube_sock *p = realloc(c->socks, n * sizeof(*p));
 
 		if (!p)
 			return -1;
-		memset(p + c->nfds, 0, (n - c->nfds) * sizeof(*p));
-		c->fds = p;
-		c->nfds = n;
+		memset(p + c->nsocks, 0, (n - c->nsocks) * sizeof(*p));
+		c->socks = p;
+		c->nsocks = n;
 	}
 	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
 	if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, s, &ev) && errno == ENOENT &&
 	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, s, &ev))
 		return -1;
-	c->fds[s] = true;
+	if (!c->socks[s].ours) {
+		/* A connection (or one curl watches again): silent from now on counts. */
+		c->socks[s] = (struct kube_sock){ .ours = true, .last_read_ns = mono_ns() };
+		health_arm(c, c->socks[s].last_read_ns + c->o.health_idle_s * 1000000000ULL);
+	}
 	return 0;
 }
 
@@ -104,10 +152,23 @@ int kube_client_new(const struct kube_config *cfg, const struct kube_client_opts
 	c->o = *o;
 	c->epfd = epfd;
 	c->exec_timerfd = -1;
+	c->health_timerfd = -1;
 	kube_cred_init(&c->cred, cfg);
 	c->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (cfg->exec)
 		c->exec_timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (!o->http1 && o->health_idle_s > 0 && o->health_timeout_s > 0) {
+		c->health_timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (c->health_timerfd < 0 ||
+		    epoll_ctl(epfd, EPOLL_CTL_ADD, c->health_timerfd,
+			      &(struct epoll_event){ .events = EPOLLIN,
+						     .data.fd = c->health_timerfd })) {
+			snprintf(err, errlen, "cannot set up the connection health check: %s",
+				 strerror(errno));
+			kube_client_free(c);
+			return -ENOMEM;
+		}
+	}
 	c->multi = curl_multi_init();
 	if (c->timerfd < 0 || (cfg->exec && c->exec_timerfd < 0) || !c->multi) {
 		snprintf(err, errlen, "cannot set up the HTTP client");
@@ -163,7 +224,9 @@ void kube_client_free(struct kube_client *c)
 		close(c->timerfd);
 	if (c->exec_timerfd >= 0)
 		close(c->exec_timerfd);
-	free(c->fds);
+	if (c->health_timerfd >= 0)
+		close(c->health_timerfd);
+	free(c->socks);
 	/* Kills a plugin still running, with whatever it started. */
 	kube_cred_fini(&c->cred);
 	free(c);
@@ -291,8 +354,8 @@ cleanup:
 	return ret;
 }
 
-int kube_client_get(struct kube_client *c, const char *path_query, bool stream, kube_data_fn data,
-		    kube_done_fn done, void *arg, struct kube_req **out)
+int kube_client_get(struct kube_client *c, const char *path_query, unsigned watch_timeout_s,
+		    kube_data_fn data, kube_done_fn done, void *arg, struct kube_req **out)
 {
 	struct kube_req *r;
 	char *url = NULL;
@@ -321,13 +384,25 @@ int kube_client_get(struct kube_client *c, const char *path_query, bool stream, 
 	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT, 10L);
+	/* A peer that vanished (no RST) is found in about 2 min, as with Go's dialer. */
 	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPIDLE, 30L);
+	curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPINTVL, 10L);
 	curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "bpfsvc");
-	if (stream) {
-		/* No total timeout on a watch; a silent one is dead after the idle timeout. */
+	/* HTTP/2 as client-go: both watches and the lists share one connection. PIPEWAIT
+	 * makes a request wait for a connection being set up rather than open a second. */
+	curl_easy_setopt(r->easy, CURLOPT_HTTP_VERSION,
+			 c->o.http1 ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(r->easy, CURLOPT_PIPEWAIT, 1L);
+	if (watch_timeout_s) {
+		/* No total timeout on a watch; a silent one is dead after the idle timeout,
+		 * which by default outlasts the watch itself: bookmarks are best effort, and
+		 * a watch with nothing to say is not broken. */
+		long idle = c->o.idle_timeout_s ? c->o.idle_timeout_s : (long)watch_timeout_s + 30;
+
 		curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_TIME, c->o.idle_timeout_s);
+		curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_TIME, idle);
 	} else {
 		curl_easy_setopt(r->easy, CURLOPT_TIMEOUT, c->o.request_timeout_s);
 	}
@@ -479,7 +554,8 @@ int kube_client_timer_fd(const struct kube_client *c)
 
 bool kube_client_owns_fd(const struct kube_client *c, int fd)
 {
-	return (fd >= 0 && fd < c->nfds && c->fds[fd]) || is_exec_fd(c, fd);
+	return (fd >= 0 && fd < c->nsocks && c->socks[fd].ours) || is_exec_fd(c, fd) ||
+	       (fd >= 0 && fd == c->health_timerfd);
 }
 
 static void check_done(struct kube_client *c)
@@ -498,12 +574,139 @@ static void check_done(struct kube_client *c)
 		res.status = 0;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &res.status);
 		res.retry_after = r->retry_after;
+		if (r->unhealthy && res.curl_code)
+			snprintf(r->errbuf, sizeof(r->errbuf),
+				 "HTTP/2 connection unresponsive: nothing read for %ld s, "
+				 "a probe unanswered for %ld s; dropped", c->o.health_idle_s,
+				 c->o.health_timeout_s);
 		res.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(m->data.result);
 		/* Detach first: the callback may start a new request. */
 		curl_multi_remove_handle(c->multi, r->easy);
 		r->done(r->arg, &res);
 		req_free(c, r);
 	}
+}
+
+static int probe_data(void *arg, long status, const char *buf, size_t len)
+{
+	(void)arg;
+	(void)status;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+static void probe_done(void *arg, const struct kube_result *r)
+{
+	struct kube_client *c = arg;
+
+	(void)r;
+	c->probe = NULL;
+}
+
+/* The socket a running transfer uses. CURLINFO_ACTIVESOCKET only knows a connection once
+ * its transfer is over; the local port is known as soon as it is connected. */
+static int req_sock(struct kube_client *c, struct kube_req *r)
+{
+	long port = 0;
+
+	if (r->queued || curl_easy_getinfo(r->easy, CURLINFO_LOCAL_PORT, &port) || port <= 0)
+		return -1;
+	for (int s = 0; s < c->nsocks; s++)
+		if (c->socks[s].ours && c->socks[s].local_port == port)
+			return s;
+	return -1;
+}
+
+static void note_ports(struct kube_client *c)
+{
+	for (int s = 0; s < c->nsocks; s++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		if (!c->socks[s].ours || c->socks[s].local_port)
+			continue;
+		if (!getsockname(s, (struct sockaddr *)&ss, &len))
+			c->socks[s].local_port = ntohs(ss.ss_family == AF_INET6 ?
+						       ((struct sockaddr_in6 *)&ss)->sin6_port :
+						       ((struct sockaddr_in *)&ss)->sin_port);
+	}
+}
+
+/* Which of curl's sockets carry HTTP/2 (probing an HTTP/1.1 connection is impossible: a
+ * probe would open its own). */
+static void mark_h2(struct kube_client *c, bool *h2)
+{
+	note_ports(c);
+	for (struct kube_req *r = c->reqs; r; r = r->next) {
+		int s = r == c->probe ? -1 : req_sock(c, r);
+		long v = 0;
+
+		if (s >= 0 && !curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &v) &&
+		    v == CURL_HTTP_VERSION_2_0)
+			h2[s] = true;
+	}
+}
+
+/* Drop the connection on socket s: its transfers fail at once (curl reads an error) and
+ * their owners retry on a new connection. The socket stays curl's to close. */
+static void drop_conn(struct kube_client *c, int s)
+{
+	for (struct kube_req *r = c->reqs; r; r = r->next)
+		if (req_sock(c, r) == s)
+			r->unhealthy = true;
+	c->socks[s].dropped = true;
+	shutdown(s, SHUT_RDWR);
+}
+
+/* client-go's HTTP/2 health check (ReadIdleTimeout 30 s, PingTimeout 15 s). libcurl's
+ * PING (curl_easy_upkeep) only reaches connections of curl_easy_perform handles, not of a
+ * multi handle, so the probe is a stream on the same connection (GET /version, which every
+ * client may read): any frame back proves the connection alive. */
+static void health_check(struct kube_client *c)
+{
+	uint64_t now = mono_ns(), idle = c->o.health_idle_s * 1000000000ULL,
+		 limit = idle + c->o.health_timeout_s * 1000000000ULL, next = UINT64_MAX, ticks;
+	bool *h2 = NULL, want_probe = false;
+
+	if (read(c->health_timerfd, &ticks, sizeof(ticks)) < 0)
+		ticks = 0;
+	c->health_next_ns = 0;
+	h2 = calloc(c->nsocks ? c->nsocks : 1, sizeof(*h2));
+	if (!h2) {
+		health_arm(c, now + 1000000000ULL);
+		return;
+	}
+	mark_h2(c, h2);
+	for (int s = 0; s < c->nsocks; s++) {
+		struct kube_sock *k = &c->socks[s];
+
+		if (!k->ours || k->dropped)
+			continue;
+		if (!h2[s]) {
+			/* HTTP/1.1, or no response yet: looked at again later. */
+			next = next < now + idle ? next : now + idle;
+			continue;
+		}
+		if (now - k->last_read_ns >= limit && k->probed) {
+			drop_conn(c, s);
+			continue;
+		}
+		if (now - k->last_read_ns >= idle && !k->probed) {
+			k->probed = true;
+			want_probe = true;
+		}
+		if (k->probed)
+			next = next < k->last_read_ns + limit ? next : k->last_read_ns + limit;
+		else
+			next = next < k->last_read_ns + idle ? next : k->last_read_ns + idle;
+	}
+	free(h2);
+	if (want_probe && !c->probe &&
+	    kube_client_get(c, "/version", 0, probe_data, probe_done, c, &c->probe))
+		c->probe = NULL;
+	if (next != UINT64_MAX)
+		health_arm(c, next);
 }
 
 void kube_client_on_fd(struct kube_client *c, int fd, uint32_t epoll_events)
@@ -513,6 +716,16 @@ void kube_client_on_fd(struct kube_client *c, int fd, uint32_t epoll_events)
 	if (is_exec_fd(c, fd)) {
 		exec_event(c);
 		return;
+	}
+	if (fd == c->health_timerfd) {
+		health_check(c);
+		check_done(c);
+		return;
+	}
+	if (fd >= 0 && fd < c->nsocks && c->socks[fd].ours &&
+	    (epoll_events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+		c->socks[fd].last_read_ns = mono_ns();
+		c->socks[fd].probed = false;
 	}
 	if (epoll_events & EPOLLIN)
 		flags |= CURL_CSELECT_IN;

@@ -32,16 +32,23 @@ typedef void (*kube_done_fn)(void *arg, const struct kube_result *r);
 
 struct kube_client_opts {
 	long request_timeout_s; /* whole list page */
-	long idle_timeout_s;	/* a watch with no byte for this long is dead */
+	long idle_timeout_s;	/* a watch with no byte for this long is dead; 0: the watch's
+				 * own timeoutSeconds + 30 s, so no bookmark is needed */
+	bool http1;		/* HTTP/1.1 only; otherwise HTTP/2 when ALPN offers it */
+	/* HTTP/2 connection health, as client-go's: a connection that read nothing for
+	 * health_idle_s gets a probe stream; silent health_timeout_s more, it is dropped and
+	 * every transfer on it fails (and is retried). 0 disables. */
+	long health_idle_s, health_timeout_s;
 };
 
 int kube_client_new(const struct kube_config *cfg, const struct kube_client_opts *o, int epfd,
 		    struct kube_client **out, char *err, size_t errlen);
 void kube_client_free(struct kube_client *c);
 
-/* GET server + path_query. stream: no total timeout, the idle timeout instead. */
-int kube_client_get(struct kube_client *c, const char *path_query, bool stream, kube_data_fn data,
-		    kube_done_fn done, void *arg, struct kube_req **out);
+/* GET server + path_query. watch_timeout_s > 0: a watch the server ends after that long; no
+ * total timeout, the idle timeout instead. 0: a request with the request timeout. */
+int kube_client_get(struct kube_client *c, const char *path_query, unsigned watch_timeout_s,
+		    kube_data_fn data, kube_done_fn done, void *arg, struct kube_req **out);
 /* Abort a request; none of its callbacks run afterwards. */
 void kube_req_cancel(struct kube_client *c, struct kube_req *r);
 
@@ -55,7 +62,7 @@ void kube_client_set_cred_report(struct kube_client *c, void (*fn)(void *arg, co
 				 void *arg);
 
 /* Event loop glue: the timerfd to watch, whether an fd is the client's (curl's sockets, the
- * exec plugin's pipe, pidfd and deadline timer), and the handlers. */
+ * exec plugin's pipe, pidfd and deadline timer, the health check timer), and the handlers. */
 int kube_client_timer_fd(const struct kube_client *c);
 bool kube_client_owns_fd(const struct kube_client *c, int fd);
 void kube_client_on_fd(struct kube_client *c, int fd, uint32_t epoll_events);

@@ -47,7 +47,13 @@ static const char agent_usage[] =
 	"                        as 'kubectl get services,endpointslices -A -o json' prints);\n"
 	"                        re-read on SIGHUP and when the file changes\n"
 	"  --request-timeout S   limit for one list request (default 60)\n"
-	"  --watch-idle-timeout S  a watch silent this long is reconnected (default 90)\n"
+	"  --watch-idle-timeout S  a watch silent this long is reconnected (default: its\n"
+	"                        timeoutSeconds + 30, so a quiet watch needs no bookmarks)\n"
+	"  --api-http-version V  2 (default: HTTP/2 when the server offers it, one connection\n"
+	"                        for both watches and the lists) or 1.1\n"
+	"  --http2-read-idle-timeout S  an HTTP/2 connection silent this long gets a probe\n"
+	"                        (default 30; 0: no health check)\n"
+	"  --http2-ping-timeout S  ...and is dropped if still silent S later (default 15)\n"
 	"  --api-backoff-max S   API retries back off from 0.8 s doubling up to S (default 30)\n"
 	"  --node-name NAME      this node, for internalTrafficPolicy: Local (default: hostname)\n"
 	"  --cgroup PATH         cgroup v2 to attach to (default: the cgroup v2 root)\n"
@@ -93,7 +99,8 @@ static int parse_u32(const char *s, uint32_t min, uint32_t *out)
 static int cmd_agent(int argc, char **argv)
 {
 	enum { O_FILE = 1, O_NODE, O_CGROUP, O_PIN, O_MAXSVC, O_MAXBE, O_MAXSOCK, O_HELP,
-	       O_KUBECONFIG, O_CONTEXT, O_REQ_TIMEOUT, O_IDLE_TIMEOUT, O_API_SERVER, O_BACKOFF };
+	       O_KUBECONFIG, O_CONTEXT, O_REQ_TIMEOUT, O_IDLE_TIMEOUT, O_API_SERVER, O_BACKOFF,
+	       O_HTTP_VERSION, O_H2_IDLE, O_H2_PING };
 	static const struct option opts[] = {
 		{ "from-file", required_argument, NULL, O_FILE },
 		{ "kubeconfig", required_argument, NULL, O_KUBECONFIG },
@@ -102,6 +109,9 @@ static int cmd_agent(int argc, char **argv)
 		{ "api-backoff-max", required_argument, NULL, O_BACKOFF },
 		{ "request-timeout", required_argument, NULL, O_REQ_TIMEOUT },
 		{ "watch-idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
+		{ "api-http-version", required_argument, NULL, O_HTTP_VERSION },
+		{ "http2-read-idle-timeout", required_argument, NULL, O_H2_IDLE },
+		{ "http2-ping-timeout", required_argument, NULL, O_H2_PING },
 		{ "node-name", required_argument, NULL, O_NODE },
 		{ "cgroup", required_argument, NULL, O_CGROUP },
 		{ "pin-path", required_argument, NULL, O_PIN },
@@ -114,7 +124,8 @@ static int cmd_agent(int argc, char **argv)
 	};
 	struct agent_opts o = { .pin_path = BPFSVC_DEFAULT_PIN_PATH,
 				.request_timeout_s = 60,
-				.watch_idle_timeout_s = 90,
+				.http2_read_idle_s = 30,
+				.http2_ping_timeout_s = 15,
 				.backoff_max_s = 30 };
 	char host[HOST_NAME_MAX + 1], cg[PATH_MAX];
 	uint32_t n;
@@ -149,6 +160,25 @@ static int cmd_agent(int argc, char **argv)
 				o.watch_idle_timeout_s = n;
 			else
 				o.backoff_max_s = n;
+			break;
+		case O_HTTP_VERSION:
+			if (strcmp(optarg, "2") && strcmp(optarg, "1.1"))
+				return usage_error(agent_usage, "bad --api-http-version \"%s\" (2 or 1.1)",
+						   optarg);
+			o.api_http1 = !strcmp(optarg, "1.1");
+			break;
+		case O_H2_IDLE:
+		case O_H2_PING:
+			if (parse_u32(optarg, 0, &n) || n > 86400)
+				return usage_error(agent_usage, "bad number of seconds \"%s\" (0..86400)",
+						   optarg);
+			if (c == O_H2_IDLE)
+				o.http2_read_idle_s = n;
+			else if (n)
+				o.http2_ping_timeout_s = n;
+			else
+				return usage_error(agent_usage, "--http2-ping-timeout \"%s\" must be 1 or more",
+						   optarg);
 			break;
 		case O_NODE:
 			o.node_name = optarg;

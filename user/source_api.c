@@ -5,6 +5,9 @@
  *   -> events update the store -> a watch that ends normally resumes from the last
  *   resourceVersion; 410 Gone (expired) means LIST again; errors back off (0.8 s doubling to
  *   30 s, jittered, reset after a healthy period; Retry-After honoured).
+ * 504 "Too large resource version" (a server behind the resourceVersion asked for) also means
+ * LIST again, as the reflector does: watching from the same rv would fail the same way. A 403
+ * (RBAC) is logged once per resource and verb until access works again.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -40,6 +43,7 @@ struct res {
 	const char *name; /* "services" */
 	const char *path; /* "/api/v1/services" */
 	const char *kind; /* item kind, which list items lack */
+	const char *group; /* API group, for RBAC messages */
 	enum res_state state;
 	enum res_state after_wait; /* what RS_WAIT leads to */
 	struct kube_req *req;
@@ -53,6 +57,8 @@ struct res {
 	bool synced;		/* a list completed at least once */
 	bool relist;		/* the watch said 410: list again */
 	bool bad_stream;	/* the watch sent something we could not parse */
+	bool forbidden[2];	/* the last list [0] / watch [1] got 403: said once, not again */
+	long err_retry_after;	/* a watch ERROR event's retryAfterSeconds, -1 if none */
 	uint64_t wait_until_ns;
 	struct api_backoff backoff;
 	uint64_t recv_ns;	/* when the current read arrived */
@@ -321,17 +327,55 @@ static void status_message(const char *body, size_t len, char *out, size_t outle
 	json_decref(st);
 }
 
+static const char *verb_name(enum res_state what)
+{
+	return what == RS_LIST ? "list" : "watch";
+}
+
+/* A request of this verb got through: if it was refused before, say that it works again. */
+static void access_ok(struct res *r, enum res_state what)
+{
+	bool *f = &r->forbidden[what == RS_WATCH];
+
+	if (!*f)
+		return;
+	*f = false;
+	reportf(r->s, API_INFO, "API access granted again", "resource=%s group=\"%s\" verb=%s",
+		r->name, r->group, verb_name(what));
+}
+
 /* HTTP errors shared by lists and watches. */
 static void http_error(struct res *r, const struct kube_result *res, enum res_state what,
 		       uint64_t now)
 {
+	bool *forbidden = &r->forbidden[what == RS_WATCH];
 	char msg[256];
 	char err[256] = "";
 
 	status_message(r->buf ? r->buf : "", r->len, msg, sizeof(msg));
+	if (res->status == 403) {
+		/* RBAC does not change by itself in a second: one clear line, then quiet retries
+		 * (with the growing backoff) while what is programmed keeps serving. */
+		if (!*forbidden)
+			reportf(r->s, API_WARN,
+				"forbidden by the API server: grant list/watch on this resource (RBAC)",
+				"resource=%s group=\"%s\" verb=%s message=\"%s\"", r->name, r->group,
+				verb_name(what), msg);
+		*forbidden = true;
+		fail(r, what, -1, now);
+		return;
+	}
 	reportf(r->s, res->status == 410 ? API_INFO : API_WARN, "API request failed",
-		"resource=%s op=%s status=%ld message=\"%s\"", r->name,
-		what == RS_LIST ? "list" : "watch", res->status, msg);
+		"resource=%s op=%s status=%ld message=\"%s\"", r->name, verb_name(what),
+		res->status, msg);
+	if (res->status == 504) {
+		/* Too large resource version: this server is behind the rv we hold. A fresh list
+		 * (no rv: the newest) instead of the same request again, after the backoff and
+		 * the Retry-After. */
+		restart_list(r);
+		fail(r, RS_LIST, res->retry_after, now);
+		return;
+	}
 	if (res->status == 410) {
 		/* Expired continue token or resourceVersion: a fresh list from the start, after
 		 * the backoff (a cluster too busy to page its list in time must not be hammered). */
@@ -423,6 +467,7 @@ static void list_done(void *arg, const struct kube_result *res)
 		start(r, RS_LIST, now);
 		goto cleanup;
 	}
+	access_ok(r, RS_LIST);
 	list_complete(r);
 	start(r, RS_WATCH, now);
 cleanup:
@@ -456,10 +501,18 @@ static int watch_line(void *arg, const char *line, size_t n)
 		snprintf(msg, sizeof(msg), "%s", m ? m : "");
 		reportf(s, code == 410 ? API_INFO : API_WARN, "watch error event",
 			"resource=%s code=%lld message=\"%s\"", r->name, (long long)code, msg);
-		if (code == 410)
+		if (code == 410 || code == 504) {
+			/* 504: too large resource version. The reflector relists on it: a watch
+			 * from the same rv would only fail again. */
+			json_int_t ra = json_integer_value(json_object_get(
+				json_object_get(obj, "details"), "retryAfterSeconds"));
+
 			r->relist = true;
-		else
+			if (code == 504 && ra > 0)
+				r->err_retry_after = ra > 3600 ? 3600 : (long)ra;
+		} else {
 			r->bad_stream = true;
+		}
 		ret = -EPROTO;
 		goto cleanup;
 	}
@@ -488,6 +541,7 @@ static int watch_data(void *arg, long status, const char *p, size_t n)
 
 	if (status != 200)
 		return error_body_add(r, p, n); /* a Status, read at the end */
+	access_ok(r, RS_WATCH);
 	r->recv_ns = mono_ns();
 	/* Events are newline-delimited; any read may hold part of one or several. */
 	ret = watch_stream_feed(&r->ws, p, n, watch_line, r);
@@ -521,7 +575,7 @@ static void watch_done(void *arg, const struct kube_result *res)
 	r->req = NULL;
 	if (r->relist) {
 		restart_list(r);
-		fail(r, RS_LIST, -1, now);
+		fail(r, RS_LIST, r->err_retry_after, now);
 		return;
 	}
 	if (res->status && res->status != 200) {
@@ -557,11 +611,13 @@ static void start(struct res *r, enum res_state what, uint64_t now_ns)
 	struct api_source *s = r->s;
 	char *path = NULL, *sel = escape(API_LABEL_SELECTOR), *cont = NULL, *rv = NULL;
 	char err[256] = "";
+	unsigned timeout = 0; /* a watch's timeoutSeconds; 0 for a list */
 	int ret = -ENOMEM;
 
 	buf_reset(r);
 	watch_stream_fini(&r->ws);
 	r->relist = r->bad_stream = false;
+	r->err_retry_after = -1;
 	r->events = 0;
 	r->started_ns = now_ns;
 	if (kube_client_refresh_cred(s->kc, now_ns, false, err, sizeof(err)))
@@ -584,8 +640,8 @@ static void start(struct res *r, enum res_state what, uint64_t now_ns)
 			path = NULL;
 	} else {
 		unsigned span = s->o.watch_max_s - s->o.watch_min_s + 1;
-		unsigned timeout = s->o.watch_min_s + (unsigned)rand() % span;
 
+		timeout = s->o.watch_min_s + (unsigned)rand() % span;
 		rv = escape(r->rv);
 		if (rv && asprintf(&path,
 				   "%s?watch=true&allowWatchBookmarks=true&resourceVersion=%s"
@@ -595,7 +651,7 @@ static void start(struct res *r, enum res_state what, uint64_t now_ns)
 	}
 	if (!path)
 		goto out;
-	ret = kube_client_get(s->kc, path, what == RS_WATCH, what == RS_LIST ? list_data : watch_data,
+	ret = kube_client_get(s->kc, path, timeout, what == RS_LIST ? list_data : watch_data,
 			      what == RS_LIST ? list_done : watch_done, r, &r->req);
 out:
 	curl_free(sel);
@@ -612,12 +668,14 @@ out:
 }
 
 static void res_init(struct res *r, struct api_source *s, const char *name, const char *path,
-		     const char *kind)
+		     const char *kind, const char *group)
 {
 	r->s = s;
 	r->name = name;
 	r->path = path;
 	r->kind = kind;
+	r->group = group;
+	r->err_retry_after = -1;
 	r->store = json_object();
 	watch_stream_init(&r->ws, WATCH_LINE_MAX);
 }
@@ -639,9 +697,9 @@ int api_source_new(struct kube_client *kc, const struct api_source_opts *o,
 	s->o = *o;
 	s->cbs = *cbs;
 	s->arg = arg;
-	res_init(&s->svc, s, "services", "/api/v1/services", "Service");
+	res_init(&s->svc, s, "services", "/api/v1/services", "Service", "");
 	res_init(&s->slc, s, "endpointslices", "/apis/discovery.k8s.io/v1/endpointslices",
-		 "EndpointSlice");
+		 "EndpointSlice", "discovery.k8s.io");
 	s->by_svc = json_object();
 	if (!s->svc.store || !s->slc.store || !s->by_svc) {
 		api_source_free(s);

@@ -12,6 +12,9 @@
 # Service VIPs (10.96.x.x, fd00:96::x) exist nowhere: the socket programs rewrite them.
 
 set -u
+# Debian's python3 first: python3-h2 and python3-kubernetes are installed for it, and a
+# python3 from pyenv or a venv earlier in PATH would not see them.
+PATH=/usr/bin:$PATH
 set -o pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -316,8 +319,10 @@ api_agent_start() {
 	# Benchmarks: charge the agent to a memory cgroup, pin it to a CPU.
 	[ -n "${AGENT_MEMCG:-}" ] && wrap=(sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$AGENT_MEMCG")
 	[ -n "${AGENT_CPU:-}" ] && wrap+=(taskset -c "$AGENT_CPU")
+	# API_HTTP=1.1 runs a test over HTTP/1.1 (tests/run.sh does, for the API tests); the
+	# default is the agent's: HTTP/2.
 	"${wrap[@]}" "$BPFSVC" agent --kubeconfig "$KUBECONFIG_FILE" --cgroup "$CG" --pin-path "$PIN" \
-		--node-name node1 -v "$@" 2>>"$AGENT_LOG" &
+		--node-name node1 ${API_HTTP:+--api-http-version "$API_HTTP"} -v "$@" 2>>"$AGENT_LOG" &
 	AGENT_PID=$!
 	wait_for "agent sync" "${SYNC_TRIES:-100}" synced_past "$before"
 }
