@@ -18,7 +18,7 @@ endif
 DEB_PKGS := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev libmicrohttpd-dev uthash-dev \
 	iproute2 iptables nftables curl procps util-linux python3 openssl time gnuplot-nox \
-	libclang-rt-14-dev python3-kubernetes
+	libclang-rt-14-dev python3-h2 python3-kubernetes
 
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 

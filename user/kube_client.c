@@ -35,10 +35,9 @@ struct kube_req {
 /* One of curl's sockets (a connection with a transfer on it). */
 struct kube_sock {
 	bool ours;		/* in epfd for curl */
-	bool probed;		/* silent past the idle time: a probe stream went out */
 	bool dropped;		/* failed the health check, shut down */
 	long local_port;	/* ties it to its transfers; 0: not looked up yet */
-	uint64_t last_read_ns;	/* when it last had something to read */
+	struct kube_conn_health h;
 };
 
 struct kube_client {
@@ -115,8 +114,8 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
 		return -1;
 	if (!c->socks[s].ours) {
 		/* A connection (or one curl watches again): silent from now on counts. */
-		c->socks[s] = (struct kube_sock){ .ours = true, .last_read_ns = mono_ns() };
-		health_arm(c, c->socks[s].last_read_ns + c->o.health_idle_s * 1000000000ULL);
+		c->socks[s] = (struct kube_sock){ .ours = true, .h.last_read_ns = mono_ns() };
+		health_arm(c, c->socks[s].h.last_read_ns + c->o.health_idle_s * 1000000000ULL);
 	}
 	return 0;
 }
@@ -659,6 +658,24 @@ static void drop_conn(struct kube_client *c, int s)
 	shutdown(s, SHUT_RDWR);
 }
 
+enum kube_health_action kube_health_step(struct kube_conn_health *h, uint64_t now_ns,
+					 uint64_t idle_ns, uint64_t timeout_ns, uint64_t *next_ns)
+{
+	enum kube_health_action act = KUBE_HEALTH_WAIT;
+	uint64_t due;
+
+	if (h->probe_ns && now_ns >= h->probe_ns + timeout_ns)
+		return KUBE_HEALTH_DROP;
+	if (!h->probe_ns && now_ns >= h->last_read_ns + idle_ns) {
+		h->probe_ns = now_ns;
+		act = KUBE_HEALTH_PROBE;
+	}
+	due = h->probe_ns ? h->probe_ns + timeout_ns : h->last_read_ns + idle_ns;
+	if (due < *next_ns)
+		*next_ns = due;
+	return act;
+}
+
 /* client-go's HTTP/2 health check (ReadIdleTimeout 30 s, PingTimeout 15 s). libcurl's
  * PING (curl_easy_upkeep) only reaches connections of curl_easy_perform handles, not of a
  * multi handle, so the probe is a stream on the same connection (GET /version, which every
@@ -666,7 +683,7 @@ static void drop_conn(struct kube_client *c, int s)
 static void health_check(struct kube_client *c)
 {
 	uint64_t now = mono_ns(), idle = c->o.health_idle_s * 1000000000ULL,
-		 limit = idle + c->o.health_timeout_s * 1000000000ULL, next = UINT64_MAX, ticks;
+		 timeout = c->o.health_timeout_s * 1000000000ULL, next = UINT64_MAX, ticks;
 	bool *h2 = NULL, want_probe = false;
 
 	if (read(c->health_timerfd, &ticks, sizeof(ticks)) < 0)
@@ -688,18 +705,16 @@ static void health_check(struct kube_client *c)
 			next = next < now + idle ? next : now + idle;
 			continue;
 		}
-		if (now - k->last_read_ns >= limit && k->probed) {
+		switch (kube_health_step(&k->h, now, idle, timeout, &next)) {
+		case KUBE_HEALTH_DROP:
 			drop_conn(c, s);
-			continue;
-		}
-		if (now - k->last_read_ns >= idle && !k->probed) {
-			k->probed = true;
+			break;
+		case KUBE_HEALTH_PROBE:
 			want_probe = true;
+			break;
+		case KUBE_HEALTH_WAIT:
+			break;
 		}
-		if (k->probed)
-			next = next < k->last_read_ns + limit ? next : k->last_read_ns + limit;
-		else
-			next = next < k->last_read_ns + idle ? next : k->last_read_ns + idle;
 	}
 	free(h2);
 	if (want_probe && !c->probe &&
@@ -724,8 +739,8 @@ void kube_client_on_fd(struct kube_client *c, int fd, uint32_t epoll_events)
 	}
 	if (fd >= 0 && fd < c->nsocks && c->socks[fd].ours &&
 	    (epoll_events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
-		c->socks[fd].last_read_ns = mono_ns();
-		c->socks[fd].probed = false;
+		c->socks[fd].h.last_read_ns = mono_ns();
+		c->socks[fd].h.probe_ns = 0;
 	}
 	if (epoll_events & EPOLLIN)
 		flags |= CURL_CSELECT_IN;

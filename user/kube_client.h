@@ -68,4 +68,22 @@ bool kube_client_owns_fd(const struct kube_client *c, int fd);
 void kube_client_on_fd(struct kube_client *c, int fd, uint32_t epoll_events);
 void kube_client_on_timer(struct kube_client *c);
 
+/* The HTTP/2 health check of one connection (pure; exposed for its unit test). */
+struct kube_conn_health {
+	uint64_t last_read_ns; /* when it last had something to read */
+	uint64_t probe_ns;     /* when a probe went out for this silence, 0: none yet */
+};
+
+enum kube_health_action {
+	KUBE_HEALTH_WAIT,  /* nothing to do now */
+	KUBE_HEALTH_PROBE, /* silent for idle_ns: send a probe on it */
+	KUBE_HEALTH_DROP,  /* still silent timeout_ns after the probe: drop it */
+};
+
+/* What to do with a connection at now_ns; lowers *next_ns to when it needs looking at again
+ * (unchanged after DROP). The answer gets timeout_ns from the probe, however late the check
+ * ran. Any read resets it: last_read_ns = now, probe_ns = 0. */
+enum kube_health_action kube_health_step(struct kube_conn_health *h, uint64_t now_ns,
+					 uint64_t idle_ns, uint64_t timeout_ns, uint64_t *next_ns);
+
 #endif

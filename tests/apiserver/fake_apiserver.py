@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A fake kube-apiserver for bpfsvc's end-to-end tests (Python 3 standard library only).
+"""A fake kube-apiserver for bpfsvc's end-to-end tests (Python 3 standard library and python3-h2).
 
 Serves Services (core/v1) and EndpointSlices (discovery.k8s.io/v1) over HTTPS with list,
 pagination, label selectors and watch (replay from a resourceVersion, bookmarks, 410 Expired
