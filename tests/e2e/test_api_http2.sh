@@ -116,6 +116,7 @@ t1=$(date +%s.%N)
 stall_s=$(python3 -c "print(round($t1 - $t0, 1))")
 check "  within 10 s ($stall_s s), long before the stall ends (60 s)" python3 -c "import sys; sys.exit(0 if $stall_s < 10 else 1)"
 check "  the agent says why it dropped the connection" grep -q 'HTTP/2 connection unresponsive' "$AGENT_LOG"
+wait_for "both watches resumed" 100 watches_since "$mark" 2
 after=$(api_lines "$mark")
 check "  both watches resumed on a new connection, no relist" \
 	test "$(grep -c ' watch ' <<<"$after")" -ge 2 -a "$(grep ' watch ' <<<"$after" | conns)" != "$stalled_conn" -a "$(grep -c ' list ' <<<"$after")" -eq 0
