@@ -28,14 +28,22 @@ struct kube_req {
 	long retry_after;
 	bool queued;	/* waiting for the exec plugin's credential, not in the multi handle */
 	bool releasing; /* the credential came: being attached (or failed) now */
-	bool unhealthy; /* its connection failed the health check: say so, not curl's error */
+	/* Its connection was dropped by the health check: say why, not curl's error. */
+	enum { DROP_NONE, DROP_UNRESPONSIVE, DROP_UNPROBED } dropped;
 	char errbuf[CURL_ERROR_SIZE];
 };
+
+/* curl puts no new stream on a connection that got GOAWAY or had a stream refused, so no
+ * probe can reach it while its watches run to their end. Silent this many times idle +
+ * timeout (3 min by default, three bookmarks of a real API server), it is dropped anyway:
+ * its watches resume on a new connection, which is what GOAWAY asks for. */
+#define UNPROBED_FACTOR 4
 
 /* One of curl's sockets (a connection with a transfer on it). */
 struct kube_sock {
 	bool ours;		/* in epfd for curl */
 	bool dropped;		/* failed the health check, shut down */
+	bool probe_here;	/* this silence's probe went out on it */
 	long local_port;	/* ties it to its transfers; 0: not looked up yet */
 	struct kube_conn_health h;
 };
@@ -573,11 +581,16 @@ static void check_done(struct kube_client *c)
 		res.status = 0;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &res.status);
 		res.retry_after = r->retry_after;
-		if (r->unhealthy && res.curl_code)
+		if (r->dropped == DROP_UNRESPONSIVE && res.curl_code)
 			snprintf(r->errbuf, sizeof(r->errbuf),
 				 "HTTP/2 connection unresponsive: nothing read for %ld s, "
 				 "a probe unanswered for %ld s; dropped", c->o.health_idle_s,
 				 c->o.health_timeout_s);
+		else if (r->dropped == DROP_UNPROBED && res.curl_code)
+			snprintf(r->errbuf, sizeof(r->errbuf),
+				 "HTTP/2 connection draining (GOAWAY or a refused stream: no probe "
+				 "can go on it) and silent for %ld s; moved to a new one",
+				 UNPROBED_FACTOR * (c->o.health_idle_s + c->o.health_timeout_s));
 		res.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(m->data.result);
 		/* Detach first: the callback may start a new request. */
 		curl_multi_remove_handle(c->multi, r->easy);
@@ -647,14 +660,34 @@ static void mark_h2(struct kube_client *c, bool *h2)
 	}
 }
 
+/* Still the TCP connection we noted? curl closes sockets it no longer needs and the number
+ * may be reused before we hear of it: never shut down something else. */
+static bool same_conn(const struct kube_client *c, int s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int type = 0;
+	socklen_t tlen = sizeof(type);
+	long port;
+
+	if (getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &tlen) || type != SOCK_STREAM ||
+	    getsockname(s, (struct sockaddr *)&ss, &len))
+		return false;
+	port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+						((struct sockaddr_in *)&ss)->sin_port);
+	return port == c->socks[s].local_port;
+}
+
 /* Drop the connection on socket s: its transfers fail at once (curl reads an error) and
  * their owners retry on a new connection. The socket stays curl's to close. */
-static void drop_conn(struct kube_client *c, int s)
+static void drop_conn(struct kube_client *c, int s, int why)
 {
+	c->socks[s].dropped = true;
+	if (!same_conn(c, s))
+		return;
 	for (struct kube_req *r = c->reqs; r; r = r->next)
 		if (req_sock(c, r) == s)
-			r->unhealthy = true;
-	c->socks[s].dropped = true;
+			r->dropped = why;
 	shutdown(s, SHUT_RDWR);
 }
 
@@ -683,7 +716,9 @@ enum kube_health_action kube_health_step(struct kube_conn_health *h, uint64_t no
 static void health_check(struct kube_client *c)
 {
 	uint64_t now = mono_ns(), idle = c->o.health_idle_s * 1000000000ULL,
-		 timeout = c->o.health_timeout_s * 1000000000ULL, next = UINT64_MAX, ticks;
+		 timeout = c->o.health_timeout_s * 1000000000ULL, next = UINT64_MAX, ticks,
+		 unprobed = UNPROBED_FACTOR * (idle + timeout);
+	int probe_sock;
 	bool *h2 = NULL, want_probe = false;
 
 	if (read(c->health_timerfd, &ticks, sizeof(ticks)) < 0)
@@ -695,6 +730,7 @@ static void health_check(struct kube_client *c)
 		return;
 	}
 	mark_h2(c, h2);
+	probe_sock = c->probe ? req_sock(c, c->probe) : -1;
 	for (int s = 0; s < c->nsocks; s++) {
 		struct kube_sock *k = &c->socks[s];
 
@@ -705,9 +741,17 @@ static void health_check(struct kube_client *c)
 			next = next < now + idle ? next : now + idle;
 			continue;
 		}
+		if (s == probe_sock)
+			k->probe_here = true;
 		switch (kube_health_step(&k->h, now, idle, timeout, &next)) {
 		case KUBE_HEALTH_DROP:
-			drop_conn(c, s);
+			/* Unanswered only if the probe went there; else it could not be probed. */
+			if (k->probe_here)
+				drop_conn(c, s, DROP_UNRESPONSIVE);
+			else if (now >= k->h.last_read_ns + unprobed)
+				drop_conn(c, s, DROP_UNPROBED);
+			else if (k->h.last_read_ns + unprobed < next)
+				next = k->h.last_read_ns + unprobed;
 			break;
 		case KUBE_HEALTH_PROBE:
 			want_probe = true;
@@ -741,6 +785,7 @@ void kube_client_on_fd(struct kube_client *c, int fd, uint32_t epoll_events)
 	    (epoll_events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
 		c->socks[fd].h.last_read_ns = mono_ns();
 		c->socks[fd].h.probe_ns = 0;
+		c->socks[fd].probe_here = false;
 	}
 	if (epoll_events & EPOLLIN)
 		flags |= CURL_CSELECT_IN;

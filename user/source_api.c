@@ -368,10 +368,11 @@ static void http_error(struct res *r, const struct kube_result *res, enum res_st
 	reportf(r->s, res->status == 410 ? API_INFO : API_WARN, "API request failed",
 		"resource=%s op=%s status=%ld message=\"%s\"", r->name, verb_name(what),
 		res->status, msg);
-	if (res->status == 504) {
-		/* Too large resource version: this server is behind the rv we hold. A fresh list
-		 * (no rv: the newest) instead of the same request again, after the backoff and
-		 * the Retry-After. */
+	if (res->status == 504 && strstr(msg, "Too large resource version")) {
+		/* This server is behind the rv we hold (client-go's IsTooLargeResourceVersion
+		 * looks at the same message). A fresh list (no rv: the newest) instead of the same
+		 * request again, after the backoff and the Retry-After; any other 504 (a proxy's
+		 * timeout) is retried as it was. */
 		restart_list(r);
 		fail(r, RS_LIST, res->retry_after, now);
 		return;
@@ -501,15 +502,16 @@ static int watch_line(void *arg, const char *line, size_t n)
 		snprintf(msg, sizeof(msg), "%s", m ? m : "");
 		reportf(s, code == 410 ? API_INFO : API_WARN, "watch error event",
 			"resource=%s code=%lld message=\"%s\"", r->name, (long long)code, msg);
-		if (code == 410 || code == 504) {
+		if (code == 410 || (code == 504 && strstr(msg, "Too large resource version"))) {
 			/* 504: too large resource version. The reflector relists on it: a watch
 			 * from the same rv would only fail again. */
 			json_int_t ra = json_integer_value(json_object_get(
 				json_object_get(obj, "details"), "retryAfterSeconds"));
 
 			r->relist = true;
+			/* Clamped as the Retry-After header is (kube_client). */
 			if (code == 504 && ra > 0)
-				r->err_retry_after = ra > 3600 ? 3600 : (long)ra;
+				r->err_retry_after = ra > 60 ? 60 : (long)ra;
 		} else {
 			r->bad_stream = true;
 		}

@@ -80,11 +80,14 @@ class Registry:
             self.stats[key] += n
 
     def snapshot(self):
+        # describe() takes each connection's lock, and connections take this one to count:
+        # never hold both.
         with self.lock:
             out = dict(self.stats)
-            out["open"] = len(self.conns)
-            out["conns"] = [c.describe() for c in self.conns.values()]
-            return out
+            conns = list(self.conns.values())
+        out["open"] = len(conns)
+        out["conns"] = [c.describe() for c in conns]
+        return out
 
     def each(self):
         with self.lock:
@@ -115,6 +118,7 @@ class H2Conn:
         self.close_at = None
         self.stall_until = 0.0
         self.pings = 0
+        self.sent = 0  # DATA payload bytes
         self.started = time.time()
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
@@ -124,6 +128,8 @@ class H2Conn:
         with self.cond:
             return {"id": self.id, "peer": "%s:%s" % self.peer[:2], "streams": len(self.open_streams),
                     "last_stream_id": self.last_sid, "pings": self.pings,
+                    "client_initial_window": self.h2.remote_settings.initial_window_size,
+                    "data_sent": self.sent,
                     "goaway": self.goaway_last is not None,
                     "stalled": time.monotonic() < self.stall_until}
 
@@ -344,6 +350,7 @@ class H2Conn:
                     raise StreamGone(str(e))
                 if last:
                     self.ended_streams.add(sid)
+                self.sent += n
                 view = view[n:]
                 self._pull()
                 self._wake()

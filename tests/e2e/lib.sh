@@ -307,7 +307,7 @@ api_fault() { ctl POST /control/fault "$1" >/dev/null; }
 api_requests() { ctl GET "/control/requests${1:+?since=$1}"; }
 api_last_id() { api_requests | grep -o '"id": *[0-9]*' | tail -n 1 | grep -o '[0-9]*$' || echo 0; }
 # api_watchers N: wait until N watches are open.
-api_watchers() { ctl GET "/control/watchers?wait=$1&timeout=${2:-10}" | grep -q "\"total\": *[0-9]"; }
+api_watchers() { ctl GET "/control/watchers?wait=$1&timeout=${2:-10}" | grep -q '"satisfied": *true'; }
 watchers_open() { ctl GET /control/watchers | grep -o '"total": *[0-9]*' | grep -o '[0-9]*$'; }
 
 # api_agent_start [extra args]: the agent on the kubeconfig, waiting for its first sync.

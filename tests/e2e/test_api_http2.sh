@@ -56,18 +56,40 @@ check "a quiet connection gets health probes ($(wc -l <<<"$probes") GET /version
 check "  on the same connection, which is kept (no new watch)" \
 	test "$(conns <<<"$probes")" = "$(conns <<<"$all")" -a "$(api_lines "$mark" | grep -c ' watch ')" -eq 0
 
+# A stalled connection (no frame either way, PINGs unanswered, TCP up): the health check
+# drops it after 2 s + 2 s and both watches resume on a new connection.
+mark=$(api_last_id)
+stalled_conn=$(api_lines | grep ' watch ' | tail -n 1 | conns)
+logged=$(wc -l <"$AGENT_LOG")
+t0=$(date +%s.%N)
+api_fault '{"type":"stall_connection","seconds":60}'
+check "stalled connection: the next change still arrives" toggle
+t1=$(date +%s.%N)
+stall_s=$(python3 -c "print(round($t1 - $t0, 1))")
+check "  within 10 s ($stall_s s), long before the stall ends (60 s)" python3 -c "import sys; sys.exit(0 if $stall_s < 10 else 1)"
+check "  the agent says why it dropped the connection" grep -q 'HTTP/2 connection unresponsive' <(tail -n +"$((logged + 1))" "$AGENT_LOG")
+wait_for "both watches resumed" 100 watches_since "$mark" 2
+after=$(api_lines "$mark")
+check "  both watches resumed on a new connection (not $stalled_conn: $(grep ' watch ' <<<"$after" | conns)), no relist" \
+	test "$(grep -c ' watch ' <<<"$after")" -ge 2 -a "$(grep ' watch ' <<<"$after" | conns | grep -cw "$stalled_conn")" -eq 0 -a "$(grep -c ' list ' <<<"$after")" -eq 0
+
 # Graceful GOAWAY: the watches go on over the old connection, new requests go to a new one.
 mark=$(api_last_id)
 api_fault '{"type":"goaway"}'
 check "GOAWAY (graceful): the next change arrives over the running watches" toggle
-check "  no watch was restarted for it" test "$(api_lines "$mark" | grep -c ' watch ')" -eq 0
-old_conn=$(conns <<<"$all")
-api_fault '{"type":"end_watch"}'
-api_watchers 2
-check "  when the watches end, they resume on a new connection" toggle
+logged=$(wc -l <"$AGENT_LOG")
+sleep 6
+check "  no watch was restarted for it, nor in 6 s of quiet (the draining connection cannot be probed, and is not called unresponsive)" \
+	test "$(api_lines "$mark" | grep -c ' watch ')" -eq 0 -a "$(tail -n +"$((logged + 1))" "$AGENT_LOG" | grep -c 'HTTP/2 connection')" -eq 0
+old_conn=$(api_lines | grep ' watch ' | tail -n 1 | conns)
+# Silent 4 x (2 s + 2 s), the unprobeable connection is given up and its watches move.
+wait_for "watches moved off the draining connection" 250 watches_since "$mark" 2
+check "  silent 16 s, the draining connection is left: the agent says so (not 'unresponsive')" \
+	grep -q 'HTTP/2 connection draining' <(tail -n +"$((logged + 1))" "$AGENT_LOG")
+check "  the next change arrives" toggle
 after=$(api_lines "$mark")
-check "    a new connection ($(conns <<<"$after")), without a relist" \
-	test "$(conns <<<"$after")" != "$old_conn" -a "$(grep -c ' list ' <<<"$after")" -eq 0
+check "    both watches on a new connection ($(grep ' watch ' <<<"$after" | conns), not $old_conn), without a relist" \
+	test "$(grep ' watch ' <<<"$after" | conns | grep -cw "$old_conn")" -eq 0 -a "$(grep -c ' list ' <<<"$after")" -eq 0
 
 # Abrupt GOAWAY: the connection is gone with both watches; they resume, no relist.
 mark=$(api_last_id)
@@ -105,29 +127,14 @@ check "RST_STREAM on a list: the list is retried and completes ($(grep -c ' serv
 api_watchers 2
 check "  the next change arrives" toggle
 
-# A stalled connection (no frame either way, PINGs unanswered, TCP up): the health check
-# drops it after 2 s + 2 s and both watches resume on a new connection.
-mark=$(api_last_id)
-stalled_conn=$(api_lines | grep ' watch ' | tail -n 1 | conns)
-t0=$(date +%s.%N)
-api_fault '{"type":"stall_connection","seconds":60}'
-check "stalled connection: the next change still arrives" toggle
-t1=$(date +%s.%N)
-stall_s=$(python3 -c "print(round($t1 - $t0, 1))")
-check "  within 10 s ($stall_s s), long before the stall ends (60 s)" python3 -c "import sys; sys.exit(0 if $stall_s < 10 else 1)"
-check "  the agent says why it dropped the connection" grep -q 'HTTP/2 connection unresponsive' "$AGENT_LOG"
-wait_for "both watches resumed" 100 watches_since "$mark" 2
-after=$(api_lines "$mark")
-check "  both watches resumed on a new connection, no relist" \
-	test "$(grep -c ' watch ' <<<"$after")" -ge 2 -a "$(grep ' watch ' <<<"$after" | conns)" != "$stalled_conn" -a "$(grep -c ' list ' <<<"$after")" -eq 0
-
-# Flow control: 400 Services of ~24 KB arrive as one burst of watch events (about 10 MB
-# through the stream and connection windows, libcurl's stream window), then again as a
-# paged relist.
+# Flow control: 2000 Services of ~24 KB arrive as one burst of watch events, about 48 MB
+# on one stream: more than the whole window the agent's libcurl opens (32 MB; the server
+# cannot send past it), so the burst only gets through if the agent keeps granting more with
+# WINDOW_UPDATE as it reads. Then again as a paged relist.
 python3 - "$TMP/burst.json" <<'PY'
 import json, sys
 items = []
-for i in range(400):
+for i in range(2000):
     items.append({"kind": "Service", "apiVersion": "v1",
                   "metadata": {"name": "b%04d" % i, "namespace": "burst",
                                "annotations": {"pad": "x" * 24000}},
@@ -144,9 +151,15 @@ PY
 fe_count() { "$BPFSVC" list --pin-path "$PIN" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 fe_at_least() { [ "$(fe_count)" -ge "$1" ]; }
 fe0=$(fe_count)
+sent0=$(ctl GET /control/state | python3 -c "import json,sys; print(sum(c['data_sent'] for c in json.load(sys.stdin)['h2']['conns']))")
 ctl_file POST /control/apply "$TMP/burst.json" >/dev/null
-wait_for "burst programmed" 300 fe_at_least $((fe0 + 400))
-check "a 10 MB burst of watch events: all 400 services programmed ($(fe_count) frontends)" test "$(fe_count)" -eq $((fe0 + 400))
+wait_for "burst programmed" 300 fe_at_least $((fe0 + 2000))
+read -r window sent < <(ctl GET /control/state | python3 -c "
+import json, sys
+cs = json.load(sys.stdin)['h2']['conns']
+print(max(c['client_initial_window'] for c in cs), sum(c['data_sent'] for c in cs))")
+check "a burst of watch events $(((sent - sent0) / 1048576)) MB, the agent's stream window $((window / 1048576)) MB: all 2000 services programmed ($(fe_count) frontends)" \
+	test "$(fe_count)" -eq $((fe0 + 2000)) -a $((sent - sent0)) -gt "$window"
 check "  a VIP from the burst answers" reaches 10.98.1.200 80 '^pod1:8080$' 300
 lists0=$(grep -c 'msg="list complete"' "$AGENT_LOG")
 api_fault '{"type":"gone_watch"}'
@@ -154,7 +167,7 @@ api_fault '{"type":"gone_watch"}'
 api_fault '{"type":"end_watch"}'
 wait_for "relist" 300 lists_past $((lists0 + 1))
 api_watchers 2
-check "  a paged relist of it changes nothing ($(fe_count) frontends)" test "$(fe_count)" -eq $((fe0 + 400))
+check "  a paged relist of it changes nothing ($(fe_count) frontends)" test "$(fe_count)" -eq $((fe0 + 2000))
 log "server waited for a flow-control window $(h2stat window_waits) times; $(h2stat pings) PINGs received"
 check "the next change arrives" toggle
 
