@@ -338,5 +338,37 @@ reaches() {
 	echo "last answer: $out" >&2
 	return 1
 }
+# ---- a Service whose endpoint moves while faults happen ----
+# The API scenarios: Service default/web 10.96.0.10:80 with one endpoint, pod1 or pod2.
+current=1
+# toggle: move web's endpoint to the other pod; true once every new connection lands there.
+toggle() {
+	current=$((3 - current))
+	api_apply "$(slice default web web-1 IPv4 'http:8080:TCP' "10.244.0.1$current")"
+	reaches 10.96.0.10 80 "^pod$current:8080\$" 2500 &&
+		test "$(probe tcp 10.96.0.10 80 --count 10 | grep -c "^pod$current:8080$")" -eq 10
+}
+
+# loop_start VIP PORT [MAX_S]: a client connecting in a tight loop, in the test cgroup, until
+# loop_stop.
+LOOP_PID=""
+loop_start() {
+	in_cg "$TOOLS/bsvc-probe" loop "$1" "$2" --stop-file "$TMP/loop.stop" \
+		--max-seconds "${3:-240}" >"$TMP/loop.out" 2>&1 &
+	LOOP_PID=$!
+	PIDS+=("$LOOP_PID")
+}
+# loop_stop WHAT: stop it; it must have run (500 connects or more) without a failure.
+loop_stop() {
+	local out attempts
+	touch "$TMP/loop.stop"
+	wait "$LOOP_PID"
+	out=$(cat "$TMP/loop.out")
+	log "$out"
+	attempts=$(sed -n 's/^attempts=\([0-9]*\).*/\1/p' <<<"$out")
+	check "a client connected throughout (${attempts:-0} connects)" test "${attempts:-0}" -ge 500
+	check "zero failed connects through $1" grep -q 'failed=0$' <<<"$out"
+}
+
 # reqlog [SINCE_ID]: the request log, one line per request (see reqlog.py).
 reqlog() { api_requests "${1:-}" | python3 "$TOP/tests/e2e/reqlog.py"; }

@@ -16,19 +16,8 @@ api_apply "$(slice default web web-1 IPv4 'http:8080:TCP' '10.244.0.11')"
 api_agent_start --watch-idle-timeout 2 --api-backoff-max 2 || { not_ok "agent start"; tail -20 "$AGENT_LOG"; finish; exit 1; }
 api_watchers 2 || { not_ok "watches open"; finish; exit 1; }
 
-stop=$TMP/stop
-in_cg "$TOOLS/bsvc-probe" loop 10.96.0.10 80 --stop-file "$stop" --max-seconds 240 >"$TMP/loop.out" 2>&1 &
-loop_pid=$!
-PIDS+=("$loop_pid")
+loop_start 10.96.0.10 80 240
 
-current=1
-# toggle: move the service to the other pod and wait until new connections land there.
-toggle() {
-	current=$((3 - current))
-	api_apply "$(slice default web web-1 IPv4 'http:8080:TCP' "10.244.0.1$current")"
-	reaches 10.96.0.10 80 "^pod$current:8080\$" 2500 &&
-		test "$(probe tcp 10.96.0.10 80 --count 10 | grep -c "^pod$current:8080$")" -eq 10
-}
 # end_watches: the server ends every open watch (as a timeoutSeconds expiry does).
 end_watches() { api_fault '{"type":"end_watch"}'; }
 
@@ -122,13 +111,7 @@ end_watches
 sleep 0.5
 check "a stalled watch is dropped after the idle timeout and resumed" toggle
 
-touch "$stop"
-wait "$loop_pid"
-loop_out=$(cat "$TMP/loop.out")
-log "$loop_out"
-attempts=$(sed -n 's/^attempts=\([0-9]*\).*/\1/p' <<<"$loop_out")
-check "a client connected throughout (${attempts:-0} connects)" test "${attempts:-0}" -ge 500
-check "zero failed connects through every fault" grep -q 'failed=0$' <<<"$loop_out"
+loop_stop "every fault"
 json=$("$BPFSVC" list --pin-path "$PIN" --json)
 check "final state matches the server" \
 	test "$(tr -d ' \n' <<<"$json" | grep -o '"backends":\[[^]]*\]')" = "\"backends\":[{\"ip\":\"10.244.0.1$current\",\"port\":8080}]"

@@ -16,18 +16,8 @@ api_agent_start --http2-read-idle-timeout 2 --http2-ping-timeout 2 --api-backoff
 	{ not_ok "agent start"; tail -20 "$AGENT_LOG"; finish; exit 1; }
 api_watchers 2 || { not_ok "watches open"; finish; exit 1; }
 
-stop=$TMP/stop
-in_cg "$TOOLS/bsvc-probe" loop 10.96.0.10 80 --stop-file "$stop" --max-seconds 300 >"$TMP/loop.out" 2>&1 &
-loop_pid=$!
-PIDS+=("$loop_pid")
+loop_start 10.96.0.10 80 300
 
-current=1
-toggle() {
-	current=$((3 - current))
-	api_apply "$(slice default web web-1 IPv4 'http:8080:TCP' "10.244.0.1$current")"
-	reaches 10.96.0.10 80 "^pod$current:8080\$" 2500 &&
-		test "$(probe tcp 10.96.0.10 80 --count 10 | grep -c "^pod$current:8080$")" -eq 10
-}
 # api_lines [SINCE]: the Service/EndpointSlice requests (not the health probes).
 api_lines() { reqlog "${1:-}" | grep -E ' (list|watch) '; }
 # conns: the distinct HTTP/2 connection ids in reqlog lines on stdin.
@@ -171,11 +161,5 @@ check "  a paged relist of it changes nothing ($(fe_count) frontends)" test "$(f
 log "server waited for a flow-control window $(h2stat window_waits) times; $(h2stat pings) PINGs received"
 check "the next change arrives" toggle
 
-touch "$stop"
-wait "$loop_pid"
-loop_out=$(cat "$TMP/loop.out")
-log "$loop_out"
-attempts=$(sed -n 's/^attempts=\([0-9]*\).*/\1/p' <<<"$loop_out")
-check "a client connected throughout (${attempts:-0} connects)" test "${attempts:-0}" -ge 500
-check "zero failed connects through every HTTP/2 fault" grep -q 'failed=0$' <<<"$loop_out"
+loop_stop "every HTTP/2 fault"
 finish

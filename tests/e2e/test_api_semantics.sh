@@ -18,14 +18,6 @@ api_agent_start --api-backoff-max 4 || { not_ok "agent start"; tail -20 "$AGENT_
 api_watchers 2 || { not_ok "watches open"; finish; exit 1; }
 check "the VIP answers pod1" reaches 10.96.0.10 80 '^pod1:8080$' 300
 
-current=1
-# toggle: move the service to the other pod and wait until new connections land there.
-toggle() {
-	current=$((3 - current))
-	api_apply "$(slice default web web-1 IPv4 'http:8080:TCP' "10.244.0.1$current")"
-	reaches 10.96.0.10 80 "^pod$current:8080\$" 2500 &&
-		test "$(probe tcp 10.96.0.10 80 --count 10 | grep -c "^pod$current:8080$")" -eq 10
-}
 # req_times RESOURCE VERB STATUS MARK: the request times the fake logged since MARK.
 req_times() { reqlog "$4" | awk -v r="$1" -v v="$2" -v s="$3" '$2 == r && $3 == v && $4 == s' | sed 's/.* t=//' | tr '\n' ' '; }
 # gaps T...: the differences between consecutive times.
