@@ -690,6 +690,14 @@ class ApiHandler(BaseHTTPRequestHandler):
     def end_chunks(self):
         self.write_raw(b"0\r\n\r\n")
 
+    def start_chunked(self):
+        """200 and the headers of a JSON body that follows in pieces (a watch)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
     def record_proto(self):
         self._entry["proto"] = "http/1.1"
 
@@ -883,22 +891,14 @@ class ApiHandler(BaseHTTPRequestHandler):
                 self._rst_after = (int(f.get("after", 1)), code)
                 return True
             if phase == "after_headers":
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Cache-Control", "no-cache, private")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
+                self.start_chunked()
                 self._headers_sent = True
             self.reset_stream(code)
         if t == "stall":
             seconds = float(f.get("seconds", 300))
             phase = f.get("phase", "before_headers")
             if phase == "after_headers":
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Cache-Control", "no-cache, private")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
+                self.start_chunked()
                 self._headers_sent = True
             if not self.stall(seconds):
                 self.close_connection = True
@@ -941,11 +941,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if verb != "watch":
             raise err
         if not self._headers_sent:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Cache-Control", "no-cache, private")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
+            self.start_chunked()
             self._headers_sent = True
         self.write_chunk(dumps({"type": "ERROR", "object": err.status}).encode() + b"\n")
         self.end_chunks()
@@ -1178,11 +1174,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _watch_loop(self, w, info, idx, initial, gone_msg, matches, deadline, mods):
         app, store = self.app, self.app.store
         if not self._headers_sent:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Cache-Control", "no-cache, private")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
+            self.start_chunked()
         out = EventWriter(self, mods, w)
         if gone_msg is not None:
             st = status_body(410, "Expired", gone_msg)
