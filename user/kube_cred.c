@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "fileio.h"
 #include "kube_cred.h"
 
 extern char **environ;
@@ -584,18 +585,17 @@ int kube_cred_exec_event(struct kube_cred *c, char *err, size_t errlen)
 static int read_token_file(struct kube_cred *c, char *err, size_t errlen)
 {
 	char buf[16384];
-	FILE *f = fopen(c->cfg->token_file, "re");
-	size_t n;
+	size_t n = 0;
 	int ret;
 
-	if (!f) {
-		ret = -errno;
-		snprintf(err, errlen, "token file %s: %s", c->cfg->token_file, strerror(-ret));
+	/* A token longer than the buffer is an error, not silently cut (a certain 401). */
+	ret = read_file_into(c->cfg->token_file, buf, sizeof(buf), &n);
+	if (ret) {
+		explicit_bzero(buf, sizeof(buf));
+		snprintf(err, errlen, "token file %s: %s", c->cfg->token_file,
+			 ret == -EFBIG ? "larger than 16 KiB" : strerror(-ret));
 		return ret;
 	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
 	while (n && strchr(" \t\r\n", buf[n - 1]))
 		buf[--n] = 0;
 	if (!n) {

@@ -20,6 +20,14 @@
 
 #define EXIT_USAGE 2
 
+/* The agent's defaults, written once: the usage text spells them from here. */
+#define DEF_REQUEST_TIMEOUT_S 60 /* a 500-object page from a loaded API server */
+#define DEF_H2_READ_IDLE_S 30	 /* client-go's HTTP/2 ReadIdleTimeout */
+#define DEF_H2_PING_TIMEOUT_S 15 /* client-go's HTTP/2 PingTimeout */
+#define DEF_BACKOFF_MAX_S 30	 /* client-go's reflector caps its backoff at 30 s */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static const char main_usage[] =
 	"Usage: bpfsvc <command> [options]\n"
 	"\n"
@@ -46,21 +54,24 @@ static const char agent_usage[] =
 	"  --from-file FILE      Kubernetes List of Services and EndpointSlices (JSON or YAML,\n"
 	"                        as 'kubectl get services,endpointslices -A -o json' prints);\n"
 	"                        re-read on SIGHUP and when the file changes\n"
-	"  --request-timeout S   limit for one list request (default 60)\n"
+	"  --request-timeout S   limit for one list request (default " STR(DEF_REQUEST_TIMEOUT_S) ")\n"
 	"  --watch-idle-timeout S  a watch silent this long is reconnected (default: its\n"
 	"                        timeoutSeconds + 30, so a quiet watch needs no bookmarks)\n"
 	"  --api-http-version V  2 (default: HTTP/2 when the server offers it, one connection\n"
 	"                        for both watches and the lists) or 1.1\n"
 	"  --http2-read-idle-timeout S  an HTTP/2 connection silent this long gets a probe\n"
-	"                        (default 30; 0: no health check)\n"
-	"  --http2-ping-timeout S  ...and is dropped if still silent S later (default 15)\n"
-	"  --api-backoff-max S   API retries back off from 0.8 s doubling up to S (default 30)\n"
+	"                        (default " STR(DEF_H2_READ_IDLE_S) "; 0: no health check)\n"
+	"  --http2-ping-timeout S  ...and is dropped if still silent S later (default "
+	STR(DEF_H2_PING_TIMEOUT_S) ")\n"
+	"  --api-backoff-max S   API retries back off from 0.8 s doubling up to S (default "
+	STR(DEF_BACKOFF_MAX_S) ")\n"
 	"  --node-name NAME      this node, for internalTrafficPolicy: Local (default: hostname)\n"
 	"  --cgroup PATH         cgroup v2 to attach to (default: the cgroup v2 root)\n"
 	"  --pin-path DIR        bpffs directory for maps and links (default " BPFSVC_DEFAULT_PIN_PATH ")\n"
-	"  --max-services N      service ports the maps hold (default 65536)\n"
+	"  --max-services N      service ports the maps hold (default " STR(BPFSVC_DEF_MAX_SERVICES) ")\n"
 	"  --max-backends N      backends the maps hold (default 262144)\n"
-	"  --max-sockets N       client sockets remembered for reverse translation (default 262144)\n"
+	"  --max-sockets N       client sockets remembered for reverse translation (default "
+	STR(BPFSVC_DEF_MAX_REVNAT) ")\n"
 	"  -v, --verbose         debug logs\n"
 	"\n"
 	"SIGINT/SIGTERM stop the agent and leave the datapath serving; a new agent on the same\n"
@@ -123,10 +134,10 @@ static int cmd_agent(int argc, char **argv)
 		{},
 	};
 	struct agent_opts o = { .pin_path = BPFSVC_DEFAULT_PIN_PATH,
-				.request_timeout_s = 60,
-				.http2_read_idle_s = 30,
-				.http2_ping_timeout_s = 15,
-				.backoff_max_s = 30 };
+				.request_timeout_s = DEF_REQUEST_TIMEOUT_S,
+				.http2_read_idle_s = DEF_H2_READ_IDLE_S,
+				.http2_ping_timeout_s = DEF_H2_PING_TIMEOUT_S,
+				.backoff_max_s = DEF_BACKOFF_MAX_S };
 	char host[HOST_NAME_MAX + 1], cg[PATH_MAX];
 	uint32_t n;
 	int c;
