@@ -26,10 +26,6 @@
 #include "addr.h"
 #include "model.h"
 
-#define LABEL_PROXY_NAME "service.kubernetes.io/service-proxy-name"
-#define LABEL_HEADLESS "service.kubernetes.io/headless"
-#define LABEL_SVC_NAME "kubernetes.io/service-name"
-
 static const char *jstr(json_t *o, const char *key)
 {
 	return json_string_value(json_object_get(o, key));
@@ -48,6 +44,43 @@ static const char *obj_name(json_t *obj)
 	const char *n = jstr(json_object_get(obj, "metadata"), "name");
 
 	return n ? n : "";
+}
+
+static const char *obj_label(json_t *obj, const char *label)
+{
+	return jstr(json_object_get(json_object_get(obj, "metadata"), "labels"), label);
+}
+
+int model_key(char *buf, size_t len, const char *ns, const char *name)
+{
+	int n;
+
+	if (!name || !*name) {
+		if (len)
+			buf[0] = 0;
+		return -EINVAL;
+	}
+	n = snprintf(buf, len, "%s/%s", ns && *ns ? ns : "default", name);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int model_obj_key(json_t *obj, char *buf, size_t len)
+{
+	json_t *md = json_object_get(obj, "metadata");
+
+	return model_key(buf, len, jstr(md, "namespace"), jstr(md, "name"));
+}
+
+int model_slice_owner(json_t *slice, char *buf, size_t len)
+{
+	const char *svc = obj_label(slice, MODEL_LABEL_SVC_NAME);
+
+	if (!svc || !*svc) {
+		if (len)
+			buf[0] = 0;
+		return -ENOENT;
+	}
+	return model_key(buf, len, jstr(json_object_get(slice, "metadata"), "namespace"), svc);
 }
 
 /* metadata.creationTimestamp as the API server writes it ("2026-01-02T03:04:05Z"), in Unix
@@ -154,12 +187,12 @@ int model_slice_check(json_t *slice, model_warn_fn warn, void *arg, const char *
 	json_t *labels = json_object_get(json_object_get(slice, "metadata"), "labels");
 	json_t *ports = json_object_get(slice, "ports");
 	json_t *eps = json_object_get(slice, "endpoints");
-	const char *svc = jstr(labels, LABEL_SVC_NAME);
+	const char *svc = jstr(labels, MODEL_LABEL_SVC_NAME);
 	json_t *p, *ep;
 	size_t i;
 	int fam;
 
-	if (has_label(slice, LABEL_PROXY_NAME) || has_label(slice, LABEL_HEADLESS))
+	if (has_label(slice, MODEL_LABEL_PROXY_NAME) || has_label(slice, MODEL_LABEL_HEADLESS))
 		return 1;
 	fam = family_of_type(jstr(slice, "addressType"));
 	if (fam < 0) {
@@ -357,7 +390,7 @@ static int svc_check(json_t *svc, model_warn_fn warn, void *arg, struct bpfsvc_a
 	json_t *ip, *p;
 	size_t i;
 
-	if (has_label(svc, LABEL_PROXY_NAME) || has_label(svc, LABEL_HEADLESS))
+	if (has_label(svc, MODEL_LABEL_PROXY_NAME) || has_label(svc, MODEL_LABEL_HEADLESS))
 		return 1;
 	if (type && !strcmp(type, "ExternalName"))
 		return 1;
@@ -590,7 +623,7 @@ int model_build(json_t *objects, const struct model_opts *opts, model_warn_fn wa
 		struct model_state *out)
 {
 	json_t *by_svc = NULL, *empty = NULL, *seen = NULL, *obj;
-	char key[BPFSVC_NS_LEN + BPFSVC_NAME_LEN + 2];
+	char key[MODEL_KEY_LEN];
 	size_t i;
 	int err;
 
@@ -612,7 +645,8 @@ int model_build(json_t *objects, const struct model_opts *opts, model_warn_fn wa
 			continue;
 		if (model_slice_check(obj, warn, arg, &svc))
 			continue;
-		snprintf(key, sizeof(key), "%s/%s", obj_ns(obj), svc);
+		if (model_key(key, sizeof(key), obj_ns(obj), svc))
+			continue; /* model_slice_check took its name as a DNS label */
 		list = json_object_get(by_svc, key);
 		if (!list) {
 			list = json_array();
@@ -631,7 +665,7 @@ int model_build(json_t *objects, const struct model_opts *opts, model_warn_fn wa
 
 		if (!json_is_object(obj) || strcmp(jstr(obj, "kind") ?: "", "Service"))
 			continue;
-		snprintf(key, sizeof(key), "%s/%s", obj_ns(obj), obj_name(obj));
+		model_key(key, sizeof(key), obj_ns(obj), obj_name(obj));
 		/* A file may list one Service twice. Were both kept, the VIP holder (known by
 		 * namespace/name only) could not tell them apart and the winner would flip
 		 * between applies of an unchanged file: the first one is the Service. */

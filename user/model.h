@@ -13,6 +13,26 @@
 
 #include "bpfsvc_abi.h"
 
+/* Kubernetes identity is owned here: the labels the project reads... */
+#define MODEL_LABEL_PROXY_NAME "service.kubernetes.io/service-proxy-name"
+#define MODEL_LABEL_HEADLESS "service.kubernetes.io/headless"
+#define MODEL_LABEL_SVC_NAME "kubernetes.io/service-name" /* joins a slice to its Service */
+/* kube-proxy's list/watch selector: what another proxy serves, or nobody, stays out. */
+#define MODEL_LABEL_SELECTOR "!" MODEL_LABEL_PROXY_NAME ",!" MODEL_LABEL_HEADLESS
+
+/* ...and "namespace/name" keys. Any object's fits: a 63-character namespace, '/', a
+ * 253-character name (an EndpointSlice's may be that long) and the NUL. */
+#define MODEL_KEY_LEN 320
+
+/* "ns/name" into buf; an empty or missing namespace is "default", as kubectl applies it.
+ * Returns 0, -EINVAL without a name, or -ENAMETOOLONG. */
+int model_key(char *buf, size_t len, const char *ns, const char *name);
+/* The key of an object from its metadata. */
+int model_obj_key(json_t *obj, char *buf, size_t len);
+/* The key of the Service an EndpointSlice belongs to (its namespace and service-name
+ * label); -ENOENT (buf "") when it has none. */
+int model_slice_owner(json_t *slice, char *buf, size_t len);
+
 /* Which service port a frontend belongs to (Kubernetes' ServicePortName). */
 struct model_svc_ref {
 	char ns[BPFSVC_NS_LEN];

@@ -967,8 +967,45 @@ static void test_served_shapes(void)
 	run_free(&r);
 }
 
+/* Kubernetes identity: one key format and the slice-to-service join, for every stage. */
+static void test_keys(void)
+{
+	char buf[MODEL_KEY_LEN], name[300];
+	json_t *o;
+
+	check(!model_key(buf, sizeof(buf), "team", "web") && !strcmp(buf, "team/web"),
+	      "model_key: ns/name");
+	check(!model_key(buf, sizeof(buf), "", "web") && !strcmp(buf, "default/web") &&
+		      !model_key(buf, sizeof(buf), NULL, "web") && !strcmp(buf, "default/web"),
+	      "model_key: no namespace is the default one");
+	check(model_key(buf, sizeof(buf), "team", "") == -EINVAL && !buf[0],
+	      "model_key: no name is -EINVAL");
+	memset(name, 'a', 253);
+	name[253] = 0;
+	check(!model_key(buf, sizeof(buf), "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk",
+			 name),
+	      "model_key: a 63-character namespace and a 253-character name fit MODEL_KEY_LEN");
+	check(model_key(buf, 8, "team", "website") == -ENAMETOOLONG, "model_key: too long is an error");
+
+	o = json_loads("{\"metadata\":{\"name\":\"web-abc\",\"namespace\":\"team\","
+		       "\"labels\":{\"kubernetes.io/service-name\":\"web\"}}}", 0, NULL);
+	check(!model_obj_key(o, buf, sizeof(buf)) && !strcmp(buf, "team/web-abc"),
+	      "model_obj_key: the object's own key");
+	check(!model_slice_owner(o, buf, sizeof(buf)) && !strcmp(buf, "team/web"),
+	      "model_slice_owner: the Service a slice joins, by label");
+	json_object_del(json_object_get(json_object_get(o, "metadata"), "labels"),
+			MODEL_LABEL_SVC_NAME);
+	check(model_slice_owner(o, buf, sizeof(buf)) == -ENOENT && !buf[0],
+	      "model_slice_owner: no label, no owner");
+	json_decref(o);
+	check(!strcmp(MODEL_LABEL_SELECTOR,
+		      "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"),
+	      "the list selector is kube-proxy's");
+}
+
 int main(void)
 {
+	test_keys();
 	test_basic();
 	test_order();
 	test_yaml_equals_json();
