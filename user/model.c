@@ -24,6 +24,7 @@
 #include <arpa/inet.h>
 
 #include "addr.h"
+#include "array.h"
 #include "model.h"
 
 static const char *jstr(json_t *o, const char *key)
@@ -281,20 +282,17 @@ static uint32_t be_uniq(struct bpfsvc_backend *be, uint32_t n)
 
 struct be_list {
 	struct bpfsvc_backend *v;
-	uint32_t n, cap;
+	uint32_t n;
+	size_t cap;
 };
 
 static int be_push(struct be_list *l, const struct bpfsvc_addr *a, int port)
 {
-	if (l->n == l->cap) {
-		uint32_t cap = l->cap ? l->cap * 2 : 8;
-		struct bpfsvc_backend *v = realloc(l->v, cap * sizeof(*v));
+	struct bpfsvc_backend *v = array_grow(l->v, sizeof(*v), &l->cap, l->n + 1, 8);
 
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (!v)
+		return -ENOMEM;
+	l->v = v;
 	memset(&l->v[l->n], 0, sizeof(l->v[0]));
 	l->v[l->n].addr = *a;
 	l->v[l->n].port = htons((uint16_t)port);
@@ -365,15 +363,11 @@ static int collect_backends(json_t *slices, int fam, const char *pname, int prot
 
 static int state_push(struct model_state *st, struct model_fe *fe)
 {
-	if (st->n == st->cap) {
-		size_t cap = st->cap ? st->cap * 2 : 64;
-		struct model_fe *v = realloc(st->fe, cap * sizeof(*v));
+	struct model_fe *v = array_grow(st->fe, sizeof(*v), &st->cap, st->n + 1, 64);
 
-		if (!v)
-			return -ENOMEM;
-		st->fe = v;
-		st->cap = cap;
-	}
+	if (!v)
+		return -ENOMEM;
+	st->fe = v;
 	st->fe[st->n++] = *fe;
 	return 0;
 }
