@@ -75,9 +75,11 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
 	fi
 
+# bpf/lib/ holds what several BPF programs share; -MMD tracks the headers each one includes.
 $(BUILD)/%.bpf.o: bpf/%.bpf.c include/bpfsvc_abi.h vmlinux/vmlinux.h | $(BUILD)
 	$(call msg,BPF,$@)
-	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Iinclude -Ivmlinux -c $< -o $@
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Iinclude -Ibpf -Ivmlinux \
+		-MMD -MP -c $< -o $@
 
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(call msg,SKEL,$@)
@@ -164,5 +166,5 @@ demo: deps
 clean:
 	rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/asan/obj/*.d $(BUILD)/asan/tests/*.d $(BUILD)/tools/*.d $(BUILD)/bench/*.d \
+-include $(wildcard $(BUILD)/*.bpf.d $(BUILD)/obj/*.d $(BUILD)/asan/obj/*.d $(BUILD)/asan/tests/*.d $(BUILD)/tools/*.d $(BUILD)/bench/*.d \
 	$(BUILD)/fuzz/obj/*.d $(BUILD)/fuzz/*.d)

@@ -9,17 +9,68 @@
 #define BPFSVC_ABI_H
 
 #ifdef __BPF__
-/* vmlinux.h already provides __u8.. __be32 for BPF objects. */
+/* vmlinux.h already provides __u8.. __be32 and bool for BPF objects. */
 #else
+#include <stdbool.h>
 #include <linux/types.h>
 #endif
 
-/* Default map sizes. The agent can override them at creation (--max-services etc.); these are
- * the floor the project promises: 65536 service ports and 262144 backends. */
+/* Helpers shared by bpf/ and user/: always inlined, so a BPF program needs no subprogram. */
+#define BPFSVC_INLINE static inline __attribute__((always_inline))
+
+/*
+ * Tunables. Each may be overridden at build time (-DNAME=...); both sides must then agree,
+ * since the BPF object's defaults are the sizes of the maps the agent creates.
+ */
+/* Map sizes; the agent can override them at creation (--max-services etc.). These are the
+ * floor the project promises: 65536 service ports and 262144 backends. */
+#ifndef BPFSVC_DEF_MAX_FRONTENDS
 #define BPFSVC_DEF_MAX_FRONTENDS 131072 /* one per (VIP, port, proto): dual-stack doubles it */
-#define BPFSVC_DEF_MAX_SERVICES 65536	/* service ports (ns/name:port) with metadata + stats */
-#define BPFSVC_DEF_MAX_SLOTS 524288	/* 262144 backends, plus room for the atomic switch */
-#define BPFSVC_DEF_MAX_REVNAT 262144	/* live client sockets remembered for reverse NAT */
+#endif
+#ifndef BPFSVC_DEF_MAX_SERVICES
+#define BPFSVC_DEF_MAX_SERVICES 65536 /* service ports (ns/name:port) with metadata + stats */
+#endif
+#ifndef BPFSVC_DEF_MAX_SLOTS
+#define BPFSVC_DEF_MAX_SLOTS 524288 /* 262144 backends, plus room for the atomic switch */
+#endif
+#ifndef BPFSVC_DEF_MAX_REVNAT
+#define BPFSVC_DEF_MAX_REVNAT 262144 /* live client sockets remembered for reverse NAT */
+#endif
+/* How often the datapath re-reads a frontend whose backend set was switched and reclaimed
+ * between its two lookups: once is the common race, three makes a miss vanishingly rare. */
+#ifndef BPFSVC_LOOKUP_TRIES
+#define BPFSVC_LOOKUP_TRIES 3
+#endif
+
+/*
+ * The pinned layout: every name bpfsvc pins in its pin directory, and nothing else. Pin
+ * names carry the layout version ("v1_bpfsvc_fe"), so an agent with another layout can
+ * create its pins beside these during an upgrade (and move the state over) instead of
+ * requiring `bpfsvc cleanup`. Bump BPFSVC_LAYOUT whenever a key, a value, a map type or the
+ * set of maps changes. The pins of the unversioned layout (the release before layout 1: the
+ * same maps, pinned as "bpfsvc_fe" and "link_connect4") are renamed to layout 1 by the agent
+ * and removed by cleanup; see docs/DESIGN-NOTES.md, "Pinned layout".
+ */
+#define BPFSVC_LAYOUT 1
+#define BPFSVC_STR_(x) #x
+#define BPFSVC_STR(x) BPFSVC_STR_(x)
+#define BPFSVC_PIN_PREFIX "v" BPFSVC_STR(BPFSVC_LAYOUT) "_"
+
+/* The pinned maps, by their BPF names (the map variables in bpf/, the skeleton fields). */
+#define BPFSVC_PINNED_MAPS(X)                                                                 \
+	X(bpfsvc_fe) X(bpfsvc_slots) X(bpfsvc_svcs) X(bpfsvc_revnat) X(bpfsvc_sk_peer)         \
+	X(bpfsvc_stats)
+/* The socket LB programs (bpf/sock_lb.bpf.c), each attached through a pinned link; program
+ * bpfsvc_<name>. */
+#define BPFSVC_SOCK_LB_LINKS(X)                                                               \
+	X(connect4) X(connect6) X(sendmsg4) X(sendmsg6) X(recvmsg4) X(recvmsg6) X(getpeername4) \
+	X(getpeername6)
+
+#define BPFSVC_MAP_PIN(map) BPFSVC_PIN_PREFIX #map
+#define BPFSVC_LINK_PIN(prog) BPFSVC_PIN_PREFIX "link_" #prog
+/* The same pins in the unversioned layout. */
+#define BPFSVC_LEGACY_MAP_PIN(map) #map
+#define BPFSVC_LEGACY_LINK_PIN(prog) "link_" #prog
 
 /* Frontend flags (bpfsvc_fe_val.flags). */
 #define BPFSVC_FE_F_V6 (1U << 0) /* VIP is a real IPv6 address (not v4-mapped) */
@@ -32,7 +83,35 @@ struct bpfsvc_addr {
 	__u8 a[16];
 };
 
-/* bpfsvc_frontends key: one Service VIP, port and protocol. */
+/* The v4-mapped form, shared by bpf/ and user/. Byte by byte: struct bpfsvc_addr has no
+ * alignment, and the same code must compile for BPF (no libc) and user space. */
+BPFSVC_INLINE bool bpfsvc_addr_is_v4(const struct bpfsvc_addr *x)
+{
+	const __u8 *b = x->a;
+
+	return !(b[0] | b[1] | b[2] | b[3] | b[4] | b[5] | b[6] | b[7] | b[8] | b[9]) &&
+	       b[10] == 0xff && b[11] == 0xff;
+}
+
+/* ip4 in network order: ::ffff:ip4 */
+BPFSVC_INLINE void bpfsvc_addr_set_v4(struct bpfsvc_addr *x, __be32 ip4)
+{
+	__builtin_memset(x->a, 0, 10);
+	x->a[10] = 0xff;
+	x->a[11] = 0xff;
+	__builtin_memcpy(x->a + 12, &ip4, 4);
+}
+
+/* The IPv4 address (network order) of a v4-mapped address. */
+BPFSVC_INLINE __be32 bpfsvc_addr_v4(const struct bpfsvc_addr *x)
+{
+	__be32 ip4;
+
+	__builtin_memcpy(&ip4, x->a + 12, 4);
+	return ip4;
+}
+
+/* bpfsvc_fe key: one Service VIP, port and protocol. */
 struct bpfsvc_fe_key {
 	struct bpfsvc_addr addr;
 	__be16 port;
@@ -41,14 +120,14 @@ struct bpfsvc_fe_key {
 };
 
 /*
- * bpfsvc_frontends value. set_id names the backend set in bpfsvc_slots; a changed set is
+ * bpfsvc_fe value. set_id names the backend set in bpfsvc_slots; a changed set is
  * written under a fresh set_id and switched here in one element update (atomic switch).
  * count == 0 means "service exists, no usable backend": reject.
  */
 struct bpfsvc_fe_val {
 	__u32 set_id;
 	__u32 count;
-	__u32 svc_id; /* index into bpfsvc_services and bpfsvc_stats */
+	__u32 svc_id; /* index into bpfsvc_svcs and bpfsvc_stats */
 	__u16 flags;
 	__u16 pad;
 };
@@ -72,7 +151,7 @@ struct bpfsvc_backend {
 #define BPFSVC_NAME_LEN 64
 #define BPFSVC_PORTNAME_LEN 16
 
-/* bpfsvc_services value, indexed by svc_id: who a frontend belongs to. Only user space reads
+/* bpfsvc_svcs value, indexed by svc_id: who a frontend belongs to. Only user space reads
  * it (list, adoption); it lives in a pinned map so it survives agent restarts. */
 struct bpfsvc_svc_info {
 	char ns[BPFSVC_NS_LEN];

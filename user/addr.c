@@ -7,8 +7,6 @@
 
 #include "addr.h"
 
-static const uint8_t v4_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
 int addr_parse(const char *s, struct bpfsvc_addr *out)
 {
 	struct in_addr a4;
@@ -16,18 +14,12 @@ int addr_parse(const char *s, struct bpfsvc_addr *out)
 	if (!s)
 		return -EINVAL;
 	if (inet_pton(AF_INET, s, &a4) == 1) {
-		memcpy(out->a, v4_prefix, sizeof(v4_prefix));
-		memcpy(out->a + 12, &a4, 4);
+		bpfsvc_addr_set_v4(out, a4.s_addr);
 		return 4;
 	}
 	if (inet_pton(AF_INET6, s, out->a) == 1)
 		return addr_is_v4(out) ? 4 : 6;
 	return -EINVAL;
-}
-
-bool addr_is_v4(const struct bpfsvc_addr *a)
-{
-	return memcmp(a->a, v4_prefix, sizeof(v4_prefix)) == 0;
 }
 
 const char *addr_fmt(const struct bpfsvc_addr *a, char *buf, size_t len)

@@ -15,7 +15,11 @@
 /* Parse a numeric IPv4 or IPv6 literal. Returns 4 or 6 (the family), or -EINVAL. An IPv6
  * literal that is itself v4-mapped counts as 4: it names an IPv4 endpoint. */
 int addr_parse(const char *s, struct bpfsvc_addr *out);
-bool addr_is_v4(const struct bpfsvc_addr *a);
+/* The v4-mapped test of the ABI (bpfsvc_abi.h), which the BPF programs share. */
+static inline bool addr_is_v4(const struct bpfsvc_addr *a)
+{
+	return bpfsvc_addr_is_v4(a);
+}
 /* "10.0.0.1" or "fd00::1" */
 const char *addr_fmt(const struct bpfsvc_addr *a, char *buf, size_t len);
 /* "10.0.0.1:80" or "[fd00::1]:80"; port in host order */

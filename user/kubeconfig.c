@@ -205,9 +205,11 @@ static int pem_from(json_t *o, const char *file_key, const char *data_key, const
 		if (!out->path)
 			return -ENOMEM;
 		if (access(out->path, R_OK)) {
+			int ret = -errno;
+
 			snprintf(err, errlen, "%s: %s %s: %s", from, file_key, out->path,
-				 strerror(errno));
-			return -errno;
+				 strerror(-ret));
+			return ret;
 		}
 	}
 	return 0;

@@ -4,12 +4,11 @@
 #include <string.h>
 #include <arpa/inet.h>
 
-#include <bpf/bpf.h>
 #include <jansson.h>
 
 #include "addr.h"
+#include "datapath_maps.h"
 #include "list.h"
-#include "sock_lb.h"
 
 struct row {
 	struct bpfsvc_fe_key key;
@@ -33,29 +32,16 @@ static int row_cmp(const void *a, const void *b)
 	return c ? c : memcmp(&x->key, &y->key, sizeof(x->key));
 }
 
-static void sum_stats(const struct pinned_maps *m, uint32_t id, struct bpfsvc_stats *out,
-		      struct bpfsvc_stats *percpu)
+/* Read every frontend with its service, counters and backends, through the reader of m. */
+static int read_rows(const struct dp_maps *m, struct row **rows, size_t *nrows)
 {
-	memset(out, 0, sizeof(*out));
-	if (bpf_map_lookup_elem(m->stats, &id, percpu))
-		return;
-	for (int c = 0; c < m->ncpus; c++) {
-		out->connects += percpu[c].connects;
-		out->no_backend += percpu[c].no_backend;
-	}
-}
-
-static int read_rows(const struct pinned_maps *m, struct row **rows, size_t *nrows)
-{
-	struct bpfsvc_stats *percpu = calloc(m->ncpus, sizeof(*percpu));
+	const struct dp_map_ops *ops = m->ops;
 	struct bpfsvc_fe_key k, *prev = NULL;
 	struct row *v = NULL;
 	size_t n = 0, cap = 0, w = 0;
 	int err = 0;
 
-	if (!percpu)
-		return -ENOMEM;
-	while (!bpf_map_get_next_key(m->fe, prev, &k)) {
+	while (!ops->fe_next(m->ctx, prev, &k)) {
 		struct row *r;
 		struct bpfsvc_slot_key sk;
 
@@ -74,13 +60,17 @@ static int read_rows(const struct pinned_maps *m, struct row **rows, size_t *nro
 		r = &v[n];
 		memset(r, 0, sizeof(*r));
 		r->key = k;
-		if (bpf_map_lookup_elem(m->fe, &k, &r->val))
+		if (ops->fe_lookup(m->ctx, &k, &r->val))
 			continue; /* deleted while we walked */
-		if (bpf_map_lookup_elem(m->svcs, &r->val.svc_id, &r->info))
+		if (ops->svc_lookup(m->ctx, r->val.svc_id, &r->info))
 			memset(&r->info, 0, sizeof(r->info));
 		r->info.ns[BPFSVC_NS_LEN - 1] = r->info.name[BPFSVC_NAME_LEN - 1] = 0;
 		r->info.port_name[BPFSVC_PORTNAME_LEN - 1] = 0;
-		sum_stats(m, r->val.svc_id, &r->st, percpu);
+		/* No counters (yet) shows zeros. */
+		if (ops->stats_lookup(m->ctx, r->val.svc_id, &r->st) == -ENOMEM) {
+			err = -ENOMEM;
+			goto cleanup;
+		}
 		/* Trust the count only as far as the slot map could hold it. */
 		if (r->val.count > m->max_slots)
 			r->val.count = 0;
@@ -91,12 +81,12 @@ static int read_rows(const struct pinned_maps *m, struct row **rows, size_t *nro
 		}
 		n++;
 		for (sk.set_id = r->val.set_id, sk.idx = 0; sk.idx < r->val.count; sk.idx++)
-			if (!bpf_map_lookup_elem(m->slots, &sk, &r->be[r->nbe]))
+			if (!ops->slot_lookup(m->ctx, &sk, &r->be[r->nbe]))
 				r->nbe++;
 	}
 	if (n)
 		qsort(v, n, sizeof(*v), row_cmp);
-	/* get_next_key restarts from the first key when the one it stood on was deleted
+	/* The walk restarts from the first key when the one it stood on was deleted
 	 * meanwhile (the agent is running): drop the rows seen twice. */
 	for (size_t i = 0; i < n; i++) {
 		if (w && !memcmp(&v[i].key, &v[w - 1].key, sizeof(v[i].key))) {
@@ -107,7 +97,6 @@ static int read_rows(const struct pinned_maps *m, struct row **rows, size_t *nro
 	}
 	n = w;
 cleanup:
-	free(percpu);
 	if (err) {
 		for (size_t i = 0; i < n; i++)
 			free(v[i].be);
@@ -181,6 +170,7 @@ static void print_table(const struct row *rows, size_t n, FILE *out)
 int list_print(const char *pin_path, bool json, FILE *out, char *err, size_t errlen)
 {
 	struct pinned_maps m;
+	struct dp_maps h;
 	struct row *rows = NULL;
 	size_t n = 0;
 	int ret;
@@ -188,7 +178,8 @@ int list_print(const char *pin_path, bool json, FILE *out, char *err, size_t err
 	ret = pinned_open(pin_path, &m, err, errlen);
 	if (ret)
 		return ret;
-	ret = read_rows(&m, &rows, &n);
+	h = pinned_maps_handle(&m);
+	ret = read_rows(&h, &rows, &n);
 	if (ret) {
 		snprintf(err, errlen, "read maps: %s", strerror(-ret));
 		goto cleanup;

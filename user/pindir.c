@@ -164,17 +164,19 @@ static int step_above(struct walk *w, int cur, const char *name, bool *bpf)
 	int fd = openat(cur, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0) {
-		if (errno == ENOENT && w->use == PINDIR_CLEANUP)
+		int e = errno;
+
+		if (e == ENOENT && w->use == PINDIR_CLEANUP)
 			return -ENOENT;
-		if (errno == ENOENT)
+		if (e == ENOENT)
 			snprintf(w->err, w->errlen,
 				 "pin path %s is not on a bpf filesystem (%s does not exist; "
 				 "mount -t bpf bpf DIR)",
 				 w->path, w->shown);
 		else
 			snprintf(w->err, w->errlen, "pin path %s: %s: %s", w->path, w->shown,
-				 strerror(errno));
-		return -errno;
+				 strerror(e));
+		return -e;
 	}
 	*bpf = on_bpffs(fd);
 	if (*bpf && !mount_root(fd)) {
@@ -227,8 +229,10 @@ static int vet(struct walk *w, int fd, bool last, bool created)
 		return ret;
 	}
 	if (fstat(fd, &st)) {
-		snprintf(w->err, w->errlen, "stat %s: %s", w->shown, strerror(errno));
-		return -errno;
+		int e = errno;
+
+		snprintf(w->err, w->errlen, "stat %s: %s", w->shown, strerror(e));
+		return -e;
 	}
 	return pindir_check(&st, geteuid(), last, w->use, w->shown, w->err, w->errlen);
 }

@@ -18,6 +18,7 @@
 #include <bpf/libbpf.h>
 
 #include "pindir.h"
+#include "pins.h"
 #include "sock_lb.h"
 #include "sock_lb.skel.h"
 
@@ -26,18 +27,13 @@
 struct datapath {
 	struct sock_lb_bpf *skel;
 	struct pinned_maps maps;
+	struct dp_maps io; /* the maps through pinned_map_ops */
 	struct pindir dir; /* flock()ed: one agent per pin path */
 };
 
-/*
- * The programs, and the name their link is pinned under. With the maps the skeleton
- * declares LIBBPF_PIN_BY_NAME (pinned under their own names by libbpf), these are the only
- * names bpfsvc pins, and the only ones cleanup removes.
- */
-#define PROGS(X)                                                                              \
-	X(connect4) X(connect6) X(sendmsg4) X(sendmsg6) X(recvmsg4) X(recvmsg6) X(getpeername4) \
-	X(getpeername6)
-#define LINK_PIN(prog) "link_" #prog
+/* The programs and the names of their links and maps: BPFSVC_SOCK_LB_LINKS and
+ * BPFSVC_PINNED_MAPS in bpfsvc_abi.h are the only names bpfsvc pins, and the only ones
+ * cleanup removes. */
 
 int cgroup2_root(char *buf, size_t len)
 {
@@ -72,8 +68,10 @@ static int mount_default_bpffs(const char *pin_path, char *err, size_t errlen)
 	    is_bpffs(BPFFS_DEFAULT))
 		return 0;
 	if (mount("bpf", BPFFS_DEFAULT, "bpf", 0, "mode=0700")) {
-		snprintf(err, errlen, "mount bpffs on %s: %s", BPFFS_DEFAULT, strerror(errno));
-		return -errno;
+		int e = errno;
+
+		snprintf(err, errlen, "mount bpffs on %s: %s", BPFFS_DEFAULT, strerror(e));
+		return -e;
 	}
 	return 0;
 }
@@ -96,7 +94,7 @@ static int size_map(struct bpf_map *map, const char *dir, const char *pin_path, 
 	char path[PATH_MAX];
 	int fd, ret;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
+	snprintf(path, sizeof(path), "%s/%s", dir, pin_map_name(bpf_map__name(map)));
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return want ? bpf_map__set_max_entries(map, want) : 0;
@@ -107,7 +105,7 @@ static int size_map(struct bpf_map *map, const char *dir, const char *pin_path, 
 	if (want && want != info.max_entries) {
 		snprintf(err, errlen,
 			 "pinned map %s/%s holds %u entries, %u asked: run 'bpfsvc cleanup' first",
-			 pin_path, bpf_map__name(map), info.max_entries, want);
+			 pin_path, pin_map_name(bpf_map__name(map)), info.max_entries, want);
 		return -EEXIST;
 	}
 	return bpf_map__set_max_entries(map, info.max_entries);
@@ -178,6 +176,7 @@ static void maps_from_skel(struct datapath *dp)
 	dp->maps.max_frontends = bpf_map__max_entries(dp->skel->maps.bpfsvc_fe);
 	dp->maps.max_slots = bpf_map__max_entries(dp->skel->maps.bpfsvc_slots);
 	dp->maps.ncpus = libbpf_num_possible_cpus();
+	dp->io = pinned_maps_handle(&dp->maps);
 }
 
 int datapath_open(const char *pin_path, const char *cgroup, const struct map_sizes *sz,
@@ -202,7 +201,6 @@ int datapath_open(const char *pin_path, const char *cgroup, const struct map_siz
 		goto cleanup;
 	/* Pins go into the directory just checked, whatever happens to the path. */
 	dir = dp->dir.at;
-	oo.pin_root_path = dir;
 	/* Two agents on one pin path would hand out the same set and service ids: one
 	 * Service's VIP could land on another's pods. The lock dies with the process. */
 	if (flock(dp->dir.fd, LOCK_EX | LOCK_NB)) {
@@ -212,10 +210,19 @@ int datapath_open(const char *pin_path, const char *cgroup, const struct map_siz
 					      : strerror(errno));
 		goto cleanup;
 	}
+	ret = pin_upgrade_legacy(dp->dir.fd, pin_path, err, errlen);
+	if (ret)
+		goto cleanup;
 	dp->skel = sock_lb_bpf__open_opts(&oo);
 	if (!dp->skel) {
 		ret = -errno;
 		snprintf(err, errlen, "open BPF object: %s", strerror(errno));
+		goto cleanup;
+	}
+	ret = pin_set_map_paths(dp->skel->obj, dir, err, errlen);
+	if (ret) {
+		if (!*err)
+			snprintf(err, errlen, "pin paths: %s", strerror(-ret));
 		goto cleanup;
 	}
 	if ((ret = size_map(dp->skel->maps.bpfsvc_fe, dir, pin_path, sz->frontends, err,
@@ -248,13 +255,13 @@ int datapath_open(const char *pin_path, const char *cgroup, const struct map_siz
 			goto cleanup;
 		}
 #define ATTACH(name)                                                                          \
-	snprintf(path, sizeof(path), "%s/" LINK_PIN(name), dir);                              \
+	snprintf(path, sizeof(path), "%s/" BPFSVC_LINK_PIN(name), dir);                       \
 	ret = attach_pinned(dp->skel->progs.bpfsvc_##name, cg_fd, path);                     \
 	if (ret) {                                                                            \
 		snprintf(err, errlen, "attach " #name " to %s: %s", cgroup, strerror(-ret));  \
 		goto cleanup;                                                                 \
 	}
-		PROGS(ATTACH)
+		BPFSVC_SOCK_LB_LINKS(ATTACH)
 #undef ATTACH
 	}
 	*out = dp;
@@ -281,240 +288,9 @@ const struct pinned_maps *datapath_maps(const struct datapath *dp)
 	return &dp->maps;
 }
 
-static int op_fe_update(void *ctx, const struct bpfsvc_fe_key *k, const struct bpfsvc_fe_val *v)
+const struct dp_maps *datapath_map_io(const struct datapath *dp)
 {
-	const struct pinned_maps *m = ctx;
-
-	return bpf_map_update_elem(m->fe, k, v, BPF_ANY) ? -errno : 0;
-}
-
-static int op_fe_delete(void *ctx, const struct bpfsvc_fe_key *k)
-{
-	const struct pinned_maps *m = ctx;
-
-	return bpf_map_delete_elem(m->fe, k) ? -errno : 0;
-}
-
-static int op_slot_update(void *ctx, const struct bpfsvc_slot_key *k,
-			  const struct bpfsvc_backend *b)
-{
-	const struct pinned_maps *m = ctx;
-
-	return bpf_map_update_elem(m->slots, k, b, BPF_ANY) ? -errno : 0;
-}
-
-static int op_slot_delete(void *ctx, const struct bpfsvc_slot_key *k)
-{
-	const struct pinned_maps *m = ctx;
-
-	return bpf_map_delete_elem(m->slots, k) ? -errno : 0;
-}
-
-static int op_slot_update_batch(void *ctx, const struct bpfsvc_slot_key *k,
-				const struct bpfsvc_backend *b, uint32_t n, uint32_t *done)
-{
-	const struct pinned_maps *m = ctx;
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	__u32 count = n;
-	int err;
-
-	err = bpf_map_update_batch(m->slots, k, b, &count, &opts) ? -errno : 0;
-	*done = count;
-	return err;
-}
-
-static int op_svc_set(void *ctx, uint32_t id, const struct bpfsvc_svc_info *info, bool fresh)
-{
-	const struct pinned_maps *m = ctx;
-	struct bpfsvc_stats *zero;
-	int err = 0;
-
-	if (bpf_map_update_elem(m->svcs, &id, info, BPF_ANY))
-		return -errno;
-	if (!fresh)
-		return 0;
-	zero = calloc(m->ncpus, sizeof(*zero));
-	if (!zero)
-		return -ENOMEM;
-	if (bpf_map_update_elem(m->stats, &id, zero, BPF_ANY))
-		err = -errno;
-	free(zero);
-	return err;
-}
-
-const struct sync_ops datapath_sync_ops = {
-	.fe_update = op_fe_update,
-	.fe_delete = op_fe_delete,
-	.slot_update = op_slot_update,
-	.slot_delete = op_slot_delete,
-	.slot_update_batch = op_slot_update_batch,
-	.svc_set = op_svc_set,
-};
-
-int datapath_adopt(struct datapath *dp, struct sync *s, uint64_t *gc)
-{
-	const struct pinned_maps *m = &dp->maps;
-	struct bpfsvc_backend *be = NULL;
-	uint32_t cap_be = 0;
-	struct bpfsvc_slot_key *dead = NULL;
-	size_t ndead = 0, capdead = 0;
-	struct bpfsvc_fe_key k, *prev = NULL;
-	struct bpfsvc_slot_key sk, *sprev = NULL;
-	struct sync_result res;
-	uint32_t id;
-	int err;
-
-	*gc = 0;
-	for (id = 0; id < m->max_services; id++) {
-		struct bpfsvc_svc_info info;
-
-		if (!bpf_map_lookup_elem(m->svcs, &id, &info) && info.in_use) {
-			err = sync_adopt_svc(s, id, &info);
-			if (err)
-				goto cleanup;
-		}
-	}
-	while (!bpf_map_get_next_key(m->fe, prev, &k)) {
-		struct bpfsvc_fe_val v;
-		uint32_t n = 0;
-		bool dirty = false;
-
-		prev = &k;
-		if (bpf_map_lookup_elem(m->fe, &k, &v))
-			continue;
-		/* A set cannot hold more backends than the slot map has room for. */
-		if (v.count > m->max_slots) {
-			v.count = 0;
-			dirty = true;
-		}
-		if (v.count > cap_be) {
-			struct bpfsvc_backend *p = realloc(be, v.count * sizeof(*be));
-
-			if (!p) {
-				err = -ENOMEM;
-				goto cleanup;
-			}
-			be = p;
-			cap_be = v.count;
-		}
-		for (sk.set_id = v.set_id, sk.idx = 0; sk.idx < v.count; sk.idx++) {
-			if (bpf_map_lookup_elem(m->slots, &sk, &be[n]))
-				dirty = true; /* a hole: rewrite the set */
-			else
-				n++;
-		}
-		err = sync_adopt_fe(s, &k, &v, be, n, dirty);
-		if (err)
-			goto cleanup;
-	}
-	err = sync_adopt_done(s, &res);
-	if (err)
-		goto cleanup;
-	/* Collect first: deleting while walking restarts get_next_key from the start. */
-	while (!bpf_map_get_next_key(m->slots, sprev, &sk)) {
-		sprev = &sk;
-		if (sync_set_live(s, sk.set_id))
-			continue;
-		if (ndead == capdead) {
-			size_t cap = capdead ? capdead * 2 : 256;
-			struct bpfsvc_slot_key *p = realloc(dead, cap * sizeof(*p));
-
-			if (!p) {
-				err = -ENOMEM;
-				goto cleanup;
-			}
-			dead = p;
-			capdead = cap;
-		}
-		dead[ndead++] = sk;
-	}
-	for (size_t i = 0; i < ndead; i++)
-		if (!bpf_map_delete_elem(m->slots, &dead[i]))
-			(*gc)++;
-	err = 0;
-cleanup:
-	free(be);
-	free(dead);
-	return err;
-}
-
-int pinned_open(const char *pin_path, struct pinned_maps *m, char *err, size_t errlen)
-{
-	/* Lookups copy values into these structs: a map of another layout (another tool's, an
-	 * older ABI) must not be read at all. */
-	static const struct {
-		const char *name;
-		__u32 key_size, value_size;
-	} want[] = {
-		{ "bpfsvc_fe", sizeof(struct bpfsvc_fe_key), sizeof(struct bpfsvc_fe_val) },
-		{ "bpfsvc_slots", sizeof(struct bpfsvc_slot_key), sizeof(struct bpfsvc_backend) },
-		{ "bpfsvc_svcs", sizeof(__u32), sizeof(struct bpfsvc_svc_info) },
-		{ "bpfsvc_stats", sizeof(__u32), sizeof(struct bpfsvc_stats) },
-	};
-	int *fds[] = { &m->fe, &m->slots, &m->svcs, &m->stats };
-	__u32 *caps[] = { &m->max_frontends, &m->max_slots, &m->max_services, NULL };
-	struct pindir dir;
-	char path[PATH_MAX];
-	size_t i;
-	int ret;
-
-	m->fe = m->slots = m->svcs = m->stats = -1;
-	pindir_init(&dir);
-	/* The same trust rules as the agent's: what list shows must be what bpfsvc wrote. */
-	ret = pindir_open(&dir, pin_path, PINDIR_CLEANUP, err, errlen);
-	if (ret == -ENOENT)
-		snprintf(err, errlen, "open pinned maps in %s: %s (is the agent set up there?)",
-			 pin_path, strerror(ENOENT));
-	if (ret)
-		goto cleanup;
-	for (i = 0; i < 4; i++) {
-		struct bpf_map_info info = {};
-		__u32 len = sizeof(info);
-
-		snprintf(path, sizeof(path), "%s/%s", dir.at, want[i].name);
-		*fds[i] = bpf_obj_get(path);
-		if (*fds[i] < 0) {
-			ret = -errno;
-			snprintf(err, errlen, "open pinned map %s/%s: %s (is the agent set up there?)",
-				 pin_path, want[i].name, strerror(errno));
-			goto cleanup;
-		}
-		if (bpf_obj_get_info_by_fd(*fds[i], &info, &len)) {
-			ret = -errno;
-			snprintf(err, errlen, "map info %s/%s: %s", pin_path, want[i].name,
-				 strerror(errno));
-			goto cleanup;
-		}
-		if (strcmp(info.name, want[i].name) || info.key_size != want[i].key_size ||
-		    info.value_size != want[i].value_size) {
-			ret = -EPROTO;
-			snprintf(err, errlen,
-				 "%s/%s is not a map of this bpfsvc (name %s, key %u, value %u bytes; "
-				 "want %u, %u)",
-				 pin_path, want[i].name, info.name, info.key_size, info.value_size,
-				 want[i].key_size, want[i].value_size);
-			goto cleanup;
-		}
-		if (caps[i])
-			*caps[i] = info.max_entries;
-	}
-	m->ncpus = libbpf_num_possible_cpus();
-cleanup:
-	pindir_close(&dir);
-	if (ret)
-		pinned_close(m);
-	return ret;
-}
-
-void pinned_close(struct pinned_maps *m)
-{
-	int *fds[] = { &m->fe, &m->slots, &m->svcs, &m->stats };
-
-	for (size_t i = 0; i < 4; i++) {
-		if (*fds[i] >= 0)
-			close(*fds[i]);
-		*fds[i] = -1;
-	}
+	return &dp->io;
 }
 
 /* One name bpfsvc pins, and the object cleanup expects under it. */
@@ -525,7 +301,7 @@ struct pin {
 	int fd;
 };
 
-#define MAX_PINS 32
+#define MAX_PINS 64
 
 /* Counts past MAX_PINS without writing, so the caller can tell. */
 static void add_pin(struct pin *pins, size_t *n, const char *name, const char *obj, bool link)
@@ -590,10 +366,12 @@ static int pin_check(const struct pindir *dir, const char *pin_path, struct pin 
 	struct stat st;
 
 	if (fstatat(dir->fd, p->name, &st, AT_SYMLINK_NOFOLLOW)) {
-		if (errno == ENOENT)
+		int e = errno;
+
+		if (e == ENOENT)
 			return -ENOENT;
-		snprintf(err, errlen, "%s/%s: %s", pin_path, p->name, strerror(errno));
-		return -errno;
+		snprintf(err, errlen, "%s/%s: %s", pin_path, p->name, strerror(e));
+		return -e;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s/%s is %s, not a bpfsvc pin; refusing, nothing removed",
@@ -604,9 +382,11 @@ static int pin_check(const struct pindir *dir, const char *pin_path, struct pin 
 	snprintf(path, sizeof(path), "%s/%s", dir->at, p->name);
 	p->fd = bpf_obj_get(path);
 	if (p->fd < 0) {
+		int e = errno;
+
 		snprintf(err, errlen, "open %s/%s: %s; refusing, nothing removed", pin_path,
-			 p->name, strerror(errno));
-		return -errno;
+			 p->name, strerror(e));
+		return -e;
 	}
 	if (!is_ours(p)) {
 		snprintf(err, errlen, "%s/%s is not bpfsvc's %s; refusing, nothing removed",
@@ -645,25 +425,25 @@ static int dir_empty(int fd, bool *empty)
 static int remove_dir(const struct pindir *dir, const char *pin_path,
 		      struct cleanup_result *res, char *err, size_t errlen)
 {
+	int e;
+
 	if (dir->parent_fd < 0 || !unlinkat(dir->parent_fd, dir->name, AT_REMOVEDIR))
 		return 0;
-	if (errno == ENOTEMPTY || errno == EEXIST) {
+	e = errno;
+	if (e == ENOTEMPTY || e == EEXIST) {
 		res->dir_kept = true;
 		return 0;
 	}
-	if (errno == EBUSY) /* a mount point */
+	if (e == EBUSY) /* a mount point */
 		return 0;
-	snprintf(err, errlen, "rmdir %s: %s", pin_path, strerror(errno));
-	return -errno;
+	snprintf(err, errlen, "rmdir %s: %s", pin_path, strerror(e));
+	return -e;
 }
 
 int datapath_cleanup(const char *pin_path, struct cleanup_result *res, char *err, size_t errlen)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo);
-	struct sock_lb_bpf *skel = NULL;
 	struct pin pins[MAX_PINS];
 	size_t npins = 0, found = 0, i;
-	struct bpf_map *map;
 	struct pindir dir;
 	bool empty = false;
 	int ret;
@@ -677,21 +457,11 @@ int datapath_cleanup(const char *pin_path, struct cleanup_result *res, char *err
 	}
 	if (ret)
 		goto cleanup;
-	/* The skeleton says which maps libbpf pins, and under which names. */
-	oo.pin_root_path = dir.at;
-	skel = sock_lb_bpf__open_opts(&oo);
-	if (!skel) {
-		ret = -errno;
-		snprintf(err, errlen, "open BPF object: %s", strerror(errno));
-		goto cleanup;
+	/* This layout's names, and those of the unversioned layout an older bpfsvc left. */
+	for (i = 0; i < pin_names_n; i++) {
+		add_pin(pins, &npins, pin_names[i].pin, pin_names[i].obj, pin_names[i].link);
+		add_pin(pins, &npins, pin_names[i].legacy, pin_names[i].obj, pin_names[i].link);
 	}
-	bpf_object__for_each_map(map, skel->obj) {
-		if (bpf_map__pin_path(map))
-			add_pin(pins, &npins, bpf_map__name(map), bpf_map__name(map), false);
-	}
-#define PIN_LINK(prog) add_pin(pins, &npins, LINK_PIN(prog), "bpfsvc_" #prog, true);
-	PROGS(PIN_LINK)
-#undef PIN_LINK
 	if (npins > MAX_PINS) {
 		ret = -E2BIG;
 		snprintf(err, errlen, "more than %d pin names", MAX_PINS);
@@ -746,7 +516,6 @@ cleanup:
 	for (i = 0; i < npins && i < MAX_PINS; i++)
 		if (pins[i].fd >= 0)
 			close(pins[i].fd);
-	sock_lb_bpf__destroy(skel);
 	pindir_close(&dir);
 	return ret;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The user-space peer of bpf/sock_lb.bpf.c: load the programs, create or adopt the pinned
- * maps, attach to a cgroup with pinned links, and give sync its map operations.
+ * The user-space peer of bpf/sock_lb.bpf.c: load the programs, create or reuse the pinned
+ * maps, attach to a cgroup with pinned links, and remove it all again (cleanup). Reading and
+ * writing the maps is datapath_maps.h's; rebuilding the agent's view of them is sync's.
  */
 #ifndef BPFSVC_SOCK_LB_H
 #define BPFSVC_SOCK_LB_H
@@ -10,21 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sync.h"
+#include "datapath_maps.h"
 
 #define BPFSVC_DEFAULT_PIN_PATH "/sys/fs/bpf/bpfsvc"
 
 /* Map sizes; 0 keeps what is pinned, or the ABI default for a new map. */
 struct map_sizes {
 	uint32_t frontends, services, slots, revnat;
-};
-
-/* Pinned map fds, enough to read or write the state without loading programs. */
-struct pinned_maps {
-	int fe, slots, svcs, stats;
-	uint32_t max_services;
-	uint32_t max_frontends, max_slots; /* capacities, for errors and bounds on counts */
-	int ncpus;
 };
 
 struct datapath;
@@ -36,12 +29,8 @@ int datapath_open(const char *pin_path, const char *cgroup, const struct map_siz
 /* Close fds; pins (and so the attached datapath) stay. NULL is fine. */
 void datapath_close(struct datapath *dp);
 const struct pinned_maps *datapath_maps(const struct datapath *dp);
-
-/* Rebuild sync's mirror from the maps and delete garbage slots; *gc counts those deletes. */
-int datapath_adopt(struct datapath *dp, struct sync *s, uint64_t *gc);
-
-/* Map operations for sync over dp (ctx is the struct pinned_maps *). */
-extern const struct sync_ops datapath_sync_ops;
+/* The maps of dp for reading and writing (valid until datapath_close()). */
+const struct dp_maps *datapath_map_io(const struct datapath *dp);
 
 struct cleanup_result {
 	unsigned int removed; /* pins */
@@ -56,9 +45,6 @@ struct cleanup_result {
  */
 int datapath_cleanup(const char *pin_path, struct cleanup_result *res, char *err,
 		     size_t errlen);
-
-int pinned_open(const char *pin_path, struct pinned_maps *m, char *err, size_t errlen);
-void pinned_close(struct pinned_maps *m);
 
 /* The mount point of the cgroup v2 hierarchy, from /proc/mounts. */
 int cgroup2_root(char *buf, size_t len);

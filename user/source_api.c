@@ -18,16 +18,14 @@
 
 #include <curl/curl.h>
 
-#include "model.h"
 #include "source_api.h"
+#include "source_api_store.h"
 #include "watch_stream.h"
 
 #define NS_PER_S 1000000000ULL
 #define BACKOFF_MIN_NS (800ULL * 1000000)
 /* A resource that has not failed for this long starts again from the smallest backoff. */
 #define BACKOFF_RESET_NS (120ULL * NS_PER_S)
-/* "namespace/name": a DNS label, a slash, a DNS subdomain (253), the terminator. */
-#define API_KEY_LEN 320
 /* A watch that ends this soon without a single event counts as a failure (a server that
  * closes every watch at once must not be hammered). */
 #define WATCH_SHORT_NS (1ULL * NS_PER_S)
@@ -102,123 +100,33 @@ static const char *meta(json_t *obj, const char *key)
 	return json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
 }
 
-static int obj_key(json_t *obj, char *buf, size_t len)
-{
-	const char *ns = meta(obj, "namespace"), *name = meta(obj, "name");
-
-	if (!name)
-		return -EINVAL;
-	snprintf(buf, len, "%s/%s", ns && *ns ? ns : "default", name);
-	return 0;
-}
-
-/* The service a slice belongs to, "ns/svc", or "" if none. */
-static void slice_owner(json_t *slice, char *buf, size_t len)
-{
-	const char *ns = meta(slice, "namespace");
-	const char *svc = json_string_value(json_object_get(
-		json_object_get(json_object_get(slice, "metadata"), "labels"),
-		"kubernetes.io/service-name"));
-
-	if (svc && *svc)
-		snprintf(buf, len, "%s/%s", ns && *ns ? ns : "default", svc);
-	else
-		buf[0] = 0;
-}
-
-static void index_del(struct api_source *s, json_t *slice, const char *key)
-{
-	char owner[API_KEY_LEN];
-	json_t *set;
-
-	slice_owner(slice, owner, sizeof(owner));
-	set = owner[0] ? json_object_get(s->by_svc, owner) : NULL;
-	if (!set)
-		return;
-	json_object_del(set, key);
-	if (!json_object_size(set))
-		json_object_del(s->by_svc, owner);
-	if (s->synced)
-		s->cbs.changed(s->arg, owner);
-}
-
-static int index_add(struct api_source *s, json_t *slice, const char *key)
-{
-	char owner[API_KEY_LEN];
-	json_t *set;
-
-	slice_owner(slice, owner, sizeof(owner));
-	if (!owner[0])
-		return 0;
-	set = json_object_get(s->by_svc, owner);
-	if (!set) {
-		set = json_object();
-		if (!set || json_object_set_new(s->by_svc, owner, set))
-			return -ENOMEM;
-	}
-	if (json_object_set(set, key, slice))
-		return -ENOMEM;
-	if (s->synced)
-		s->cbs.changed(s->arg, owner);
-	return 0;
-}
-
-static int rebuild_index(struct api_source *s)
-{
-	bool synced = s->synced;
-	const char *key;
-	json_t *slice;
-	int err = 0;
-
-	/* A rebuilt index comes with a full resync: no per-service news meanwhile. */
-	s->synced = false;
-	json_object_clear(s->by_svc);
-	json_object_foreach(s->slc.store, key, slice) {
-		err = index_add(s, slice, key);
-		if (err)
-			break;
-	}
-	s->synced = synced;
-	return err;
-}
-
-/* Keep what the model reads: managedFields, annotations (last-applied copies of the whole
- * object) and status can be most of an object's size, times 100k services. */
-static void slim(json_t *obj)
-{
-	json_t *md = json_object_get(obj, "metadata");
-
-	json_object_del(md, "managedFields");
-	json_object_del(md, "annotations");
-	json_object_del(md, "ownerReferences");
-	json_object_del(obj, "status");
-}
-
 /* Apply one object change to a resource's store (and the slice index). */
 static int store_put(struct res *r, json_t *obj, bool deleted)
 {
 	struct api_source *s = r->s;
-	char key[API_KEY_LEN];
+	char key[API_KEY_LEN], owner[API_KEY_LEN];
 	json_t *old;
-	int err;
 
-	if (obj_key(obj, key, sizeof(key)))
+	if (api_obj_key(obj, key, sizeof(key)))
 		return -EINVAL;
-	if (!json_object_get(obj, "kind"))
-		json_object_set_new(obj, "kind", json_string(r->kind));
-	slim(obj);
+	if (api_obj_prepare(obj, r->kind))
+		return -ENOMEM;
 	old = json_object_get(r->store, key);
-	if (r == &s->slc && old)
-		index_del(s, old, key);
+	if (r == &s->slc && old) {
+		api_index_del(s->by_svc, old, key, owner, sizeof(owner));
+		if (owner[0] && s->synced)
+			s->cbs.changed(s->arg, owner);
+	}
 	if (deleted) {
 		json_object_del(r->store, key);
 	} else {
 		if (json_object_set(r->store, key, obj))
 			return -ENOMEM;
 		if (r == &s->slc) {
-			err = index_add(s, obj, key);
-			if (err)
-				return err;
+			if (api_index_add(s->by_svc, obj, key, owner, sizeof(owner)))
+				return -ENOMEM;
+			if (owner[0] && s->synced)
+				s->cbs.changed(s->arg, owner);
 		}
 	}
 	if (r == &s->svc && s->synced)
@@ -399,16 +307,23 @@ static int list_data(void *arg, long status, const char *p, size_t n)
 	return status == 200 ? buf_add(r, p, n) : error_body_add(r, p, n);
 }
 
-static void list_complete(struct res *r)
+/* The last page is in: the listing replaces the store. Fails (nothing replaced) when the
+ * slice index cannot be built. */
+static int list_complete(struct res *r)
 {
 	struct api_source *s = r->s;
+	json_t *idx = NULL;
 
+	if (r == &s->slc && api_index_build(r->listing, &idx))
+		return -ENOMEM;
+	if (idx) {
+		json_decref(s->by_svc);
+		s->by_svc = idx;
+	}
 	json_decref(r->store);
 	r->store = r->listing;
 	r->listing = NULL;
 	r->synced = true;
-	if (r == &s->slc)
-		rebuild_index(s);
 	reportf(s, API_INFO, "list complete", "resource=%s objects=%zu resourceVersion=%s",
 		r->name, json_object_size(r->store), r->rv);
 	if (!s->synced && s->svc.synced && s->slc.synced)
@@ -416,6 +331,18 @@ static void list_complete(struct res *r)
 	/* Every list replaces a store wholesale: the owner rebuilds from both, by difference. */
 	if (s->synced)
 		s->cbs.resynced(s->arg);
+	return 0;
+}
+
+/* A list that could not be assembled in memory is dropped whole, never applied in part (a
+ * partial list reads as "these services are gone"): what is programmed stays, and the list
+ * is tried again after the backoff. */
+static void list_abort(struct res *r, uint64_t now)
+{
+	reportf(r->s, API_ERR, "cannot store the list, keeping the current state",
+		"resource=%s error=\"%s\"", r->name, strerror(ENOMEM));
+	restart_list(r);
+	fail(r, RS_LIST, -1, now);
 }
 
 static void list_done(void *arg, const struct kube_result *res)
@@ -423,9 +350,8 @@ static void list_done(void *arg, const struct kube_result *res)
 	struct res *r = arg;
 	uint64_t now = mono_ns();
 	json_error_t jerr;
-	json_t *doc = NULL, *items, *it;
+	json_t *doc = NULL, *items;
 	const char *rv, *cont;
-	size_t i;
 
 	r->req = NULL;
 	if (res->curl_code) {
@@ -448,15 +374,9 @@ static void list_done(void *arg, const struct kube_result *res)
 		fail(r, RS_LIST, -1, now);
 		goto cleanup;
 	}
-	json_array_foreach(items, i, it) {
-		char key[API_KEY_LEN];
-
-		if (obj_key(it, key, sizeof(key)))
-			continue;
-		if (!json_object_get(it, "kind"))
-			json_object_set_new(it, "kind", json_string(r->kind));
-		slim(it);
-		json_object_set(r->listing, key, it);
+	if (api_list_add(r->listing, items, r->kind)) {
+		list_abort(r, now);
+		goto cleanup;
 	}
 	/* The first page's resourceVersion is the list's: later pages repeat it. */
 	if (!r->cont)
@@ -464,12 +384,19 @@ static void list_done(void *arg, const struct kube_result *res)
 	cont = json_string_value(json_object_get(json_object_get(doc, "metadata"), "continue"));
 	free(r->cont);
 	r->cont = cont && *cont ? strdup(cont) : NULL;
+	if (cont && *cont && !r->cont) {
+		list_abort(r, now);
+		goto cleanup;
+	}
 	if (r->cont) {
 		start(r, RS_LIST, now);
 		goto cleanup;
 	}
 	access_ok(r, RS_LIST);
-	list_complete(r);
+	if (list_complete(r)) {
+		list_abort(r, now);
+		goto cleanup;
+	}
 	start(r, RS_WATCH, now);
 cleanup:
 	json_decref(doc);
@@ -682,12 +609,6 @@ static void res_init(struct res *r, struct api_source *s, const char *name, cons
 	watch_stream_init(&r->ws, WATCH_LINE_MAX);
 }
 
-/* The exec plugin ran in the background and failed. */
-static void cred_failed(void *arg, const char *err)
-{
-	reportf(arg, API_ERR, "cannot refresh credentials", "error=\"%s\"", err);
-}
-
 int api_source_new(struct kube_client *kc, const struct api_source_opts *o,
 		   const struct api_source_cbs *cbs, void *arg, struct api_source **out)
 {
@@ -707,7 +628,6 @@ int api_source_new(struct kube_client *kc, const struct api_source_opts *o,
 		api_source_free(s);
 		return -ENOMEM;
 	}
-	kube_client_set_cred_report(kc, cred_failed, s);
 	*out = s;
 	return 0;
 }
@@ -729,7 +649,6 @@ void api_source_free(struct api_source *s)
 		return;
 	res_fini(&s->svc);
 	res_fini(&s->slc);
-	kube_client_set_cred_report(s->kc, NULL, NULL);
 	json_decref(s->by_svc);
 	free(s);
 }
@@ -769,28 +688,12 @@ json_t *api_source_service(const struct api_source *s, const char *svc_key)
 	return json_object_get(s->svc.store, svc_key);
 }
 
-json_t *api_source_slices(const struct api_source *s, const char *svc_key)
+int api_source_slices(const struct api_source *s, const char *svc_key, json_t **out)
 {
-	json_t *set = json_object_get(s->by_svc, svc_key), *arr = json_array(), *v;
-	const char *k;
-
-	if (!arr)
-		return NULL;
-	json_object_foreach(set, k, v)
-		json_array_append(arr, v);
-	return arr;
+	return api_store_slices(s->by_svc, svc_key, out);
 }
 
-json_t *api_source_all(const struct api_source *s)
+int api_source_all(const struct api_source *s, json_t **out)
 {
-	json_t *arr = json_array(), *v;
-	const char *k;
-
-	if (!arr)
-		return NULL;
-	json_object_foreach(s->svc.store, k, v)
-		json_array_append(arr, v);
-	json_object_foreach(s->slc.store, k, v)
-		json_array_append(arr, v);
-	return arr;
+	return api_store_all(s->svc.store, s->slc.store, out);
 }

@@ -69,9 +69,10 @@ void api_source_tick(struct api_source *s, uint64_t now_ns);
 bool api_source_synced(const struct api_source *s);
 
 /* Views of the stores: a Service by "ns/name" (borrowed), the slices of a service (a new
- * array), every object (a new array of Services and EndpointSlices). */
+ * array), every object (a new array of Services and EndpointSlices). The arrays are whole or
+ * not made: -ENOMEM. */
 json_t *api_source_service(const struct api_source *s, const char *svc_key);
-json_t *api_source_slices(const struct api_source *s, const char *svc_key);
-json_t *api_source_all(const struct api_source *s);
+int api_source_slices(const struct api_source *s, const char *svc_key, json_t **out);
+int api_source_all(const struct api_source *s, json_t **out);
 
 #endif

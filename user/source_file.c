@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
 
 #include "fileio.h"
+#include "log.h"
 #include "source.h"
 #include "yamljson.h"
 
@@ -187,4 +193,163 @@ int source_file_load(const char *path, json_t **objects, char *err, size_t errle
 	ret = source_parse(buf, len, objects, err, errlen);
 	free(buf);
 	return ret;
+}
+
+/* ---- the file source: the file, watched with inotify ---- */
+
+struct file_source {
+	struct source src;
+	const char *path;
+	int inofd;
+	char dir[PATH_MAX];
+	const char *base;    /* file name inside dir, what inotify reports */
+	struct stat file_st; /* what the file was at the last read, to see real changes */
+};
+
+static int watch_dir(struct file_source *f)
+{
+	char *slash;
+	int wd;
+
+	snprintf(f->dir, sizeof(f->dir), "%s", f->path);
+	slash = strrchr(f->dir, '/');
+	if (slash) {
+		*slash = 0;
+		f->base = f->path + (slash - f->dir) + 1;
+		if (!*f->dir)
+			snprintf(f->dir, sizeof(f->dir), "/");
+	} else {
+		snprintf(f->dir, sizeof(f->dir), ".");
+		f->base = f->path;
+	}
+	/* Watch the directory: editors and `kubectl ... > f.tmp && mv` replace the file, which
+	 * a watch on the file itself would lose; a ConfigMap volume swaps a symlink
+	 * (..data) whose name is not the file's. */
+	wd = inotify_add_watch(f->inofd, f->dir,
+			       IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
+	return wd < 0 ? -errno : 0;
+}
+
+static int file_start(struct source *s, int epfd, const struct source_sink *sink,
+		      uint64_t now_ns)
+{
+	struct file_source *f = (struct file_source *)s;
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ret;
+
+	(void)now_ns;
+	s->sink = *sink;
+	f->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	ret = f->inofd < 0 ? -errno : watch_dir(f);
+	ev.data.fd = f->inofd;
+	if (!ret && epoll_ctl(epfd, EPOLL_CTL_ADD, f->inofd, &ev))
+		ret = -errno;
+	if (ret) {
+		log_err("cannot watch the file", "dir=%s error=\"%s\"", f->dir, strerror(-ret));
+		return ret;
+	}
+	/* A bad file at start is not fatal: what is pinned keeps serving until fixed. */
+	s->sink.resync(s->sink.arg, "start");
+	return 0;
+}
+
+/* Drain inotify; true if the file (followed through symlinks) is not what was last read. */
+static bool file_changed(struct file_source *f)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct stat st;
+	bool any = false;
+
+	while (read(f->inofd, buf, sizeof(buf)) > 0)
+		any = true;
+	if (!any || stat(f->path, &st))
+		return false;
+	return st.st_ino != f->file_st.st_ino || st.st_dev != f->file_st.st_dev ||
+	       st.st_size != f->file_st.st_size || st.st_mtim.tv_sec != f->file_st.st_mtim.tv_sec ||
+	       st.st_mtim.tv_nsec != f->file_st.st_mtim.tv_nsec;
+}
+
+static void file_on_ready(struct source *s, int fd, uint32_t epoll_events)
+{
+	struct file_source *f = (struct file_source *)s;
+
+	(void)epoll_events;
+	if (fd == f->inofd && file_changed(f))
+		s->sink.resync(s->sink.arg, "file-changed");
+}
+
+static uint64_t file_next_deadline(const struct source *s)
+{
+	(void)s;
+	return 0;
+}
+
+static void file_tick(struct source *s, uint64_t now_ns)
+{
+	(void)s;
+	(void)now_ns;
+}
+
+/* Read the file. One that does not parse changes nothing. */
+static int file_snapshot(struct source *s, json_t **objects)
+{
+	struct file_source *f = (struct file_source *)s;
+	char err[512] = "";
+	int ret;
+
+	/* Noted before the read: a change while reading is seen as one more change. */
+	if (stat(f->path, &f->file_st))
+		memset(&f->file_st, 0, sizeof(f->file_st));
+	ret = source_file_load(f->path, objects, err, sizeof(err));
+	if (ret)
+		log_err("cannot read objects, keeping the current state", "file=%s error=\"%s\"",
+			f->path, err);
+	return ret;
+}
+
+/* Never called: the file source reports no single service. */
+static int file_service(struct source *s, const char *svc_key, json_t **svc, json_t **slices)
+{
+	(void)s;
+	(void)svc_key;
+	*svc = *slices = NULL;
+	return -EOPNOTSUPP;
+}
+
+static void file_refresh(struct source *s)
+{
+	s->sink.resync(s->sink.arg, "sighup");
+}
+
+static void file_free(struct source *s)
+{
+	struct file_source *f = (struct file_source *)s;
+
+	if (f->inofd >= 0)
+		close(f->inofd);
+	free(f);
+}
+
+static const struct source_ops file_ops = {
+	.start = file_start,
+	.on_ready = file_on_ready,
+	.next_deadline = file_next_deadline,
+	.tick = file_tick,
+	.snapshot = file_snapshot,
+	.service = file_service,
+	.refresh = file_refresh,
+	.free = file_free,
+};
+
+int source_file_open(const char *path, struct source **out)
+{
+	struct file_source *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	f->src.ops = &file_ops;
+	f->path = path;
+	f->inofd = -1;
+	*out = &f->src;
+	return 0;
 }

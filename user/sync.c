@@ -5,17 +5,16 @@
 #include <string.h>
 
 #include "sync.h"
+#include "sync_internal.h"
 
-int sync_init(struct sync *s, const struct sync_ops *ops, void *ctx, uint32_t max_svc,
-	      uint64_t grace_ns)
+int sync_init(struct sync *s, const struct dp_maps *maps, uint64_t grace_ns)
 {
 	memset(s, 0, sizeof(*s));
-	s->ops = ops;
-	s->ctx = ctx;
-	s->max_svc = max_svc;
+	s->maps = *maps;
+	s->max_svc = maps->max_services;
 	s->grace_ns = grace_ns;
 	s->next_set_id = 1;
-	s->svc = calloc(max_svc, sizeof(*s->svc));
+	s->svc = calloc(s->max_svc, sizeof(*s->svc));
 	s->svc_index = json_object();
 	if (!s->svc || !s->svc_index) {
 		sync_fini(s);
@@ -115,7 +114,7 @@ void sync_fini(struct sync *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static void svc_key(const struct bpfsvc_svc_info *i, char *buf, size_t len)
+void sync_svc_key(const struct bpfsvc_svc_info *i, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%s:%s", i->ns, i->name, i->port_name);
 }
@@ -151,7 +150,7 @@ static int svc_acquire(struct sync *s, const struct model_svc_ref *r, uint32_t *
 	int err;
 
 	info_from_ref(&info, r);
-	svc_key(&info, key, sizeof(key));
+	sync_svc_key(&info, key, sizeof(key));
 	v = json_object_get(s->svc_index, key);
 	if (v) {
 		*id = (uint32_t)json_integer_value(v);
@@ -168,7 +167,7 @@ static int svc_acquire(struct sync *s, const struct model_svc_ref *r, uint32_t *
 	}
 	if (i == s->max_svc)
 		return -ENOSPC;
-	err = s->ops->svc_set(s->ctx, *id, &info, true);
+	err = s->maps.ops->svc_set(s->maps.ctx, *id, &info, true);
 	res->writes++;
 	if (err)
 		return err;
@@ -180,7 +179,7 @@ static int svc_acquire(struct sync *s, const struct model_svc_ref *r, uint32_t *
 	return 0;
 }
 
-static void svc_release(struct sync *s, uint32_t id, struct sync_result *res)
+void sync_svc_release(struct sync *s, uint32_t id, struct sync_result *res)
 {
 	static const struct bpfsvc_svc_info none;
 	char key[BPFSVC_NS_LEN + BPFSVC_NAME_LEN + BPFSVC_PORTNAME_LEN + 4];
@@ -188,14 +187,14 @@ static void svc_release(struct sync *s, uint32_t id, struct sync_result *res)
 
 	if (id >= s->max_svc || !s->svc[id].info.in_use || --s->svc[id].refs > 0)
 		return;
-	svc_key(&s->svc[id].info, key, sizeof(key));
+	sync_svc_key(&s->svc[id].info, key, sizeof(key));
 	/* Adopted maps may hold a stale duplicate of a live service: its key names the live id. */
 	v = json_object_get(s->svc_index, key);
 	if (v && json_integer_value(v) == (json_int_t)id)
 		json_object_del(s->svc_index, key);
 	/* A failed write leaves stale metadata that nothing references; the next adoption
 	 * frees it, so only count it. */
-	s->ops->svc_set(s->ctx, id, &none, false);
+	s->maps.ops->svc_set(s->maps.ctx, id, &none, false);
 	res->writes++;
 	memset(&s->svc[id], 0, sizeof(s->svc[id]));
 }
@@ -222,7 +221,7 @@ static uint64_t slots_delete(struct sync *s, uint32_t set_id, uint32_t count)
 	struct bpfsvc_slot_key k = { .set_id = set_id };
 
 	for (k.idx = 0; k.idx < count; k.idx++)
-		s->ops->slot_delete(s->ctx, &k);
+		s->maps.ops->slot_delete(s->maps.ctx, &k);
 	return count;
 }
 
@@ -240,16 +239,16 @@ static int slots_write(struct sync *s, const struct bpfsvc_backend *be, uint32_t
 	k.set_id = s->next_set_id++;
 	if (!s->next_set_id)
 		s->next_set_id = 1; /* 0 means "no set" */
-	keys = s->ops->slot_update_batch ? malloc(n * sizeof(*keys)) : NULL;
+	keys = s->maps.ops->slot_update_batch ? malloc(n * sizeof(*keys)) : NULL;
 	if (keys) {
 		for (uint32_t i = 0; i < n; i++)
 			keys[i] = (struct bpfsvc_slot_key){ k.set_id, i };
-		err = s->ops->slot_update_batch(s->ctx, keys, be, n, &done);
+		err = s->maps.ops->slot_update_batch(s->maps.ctx, keys, be, n, &done);
 		free(keys);
 		res->writes += done;
 	} else {
 		for (k.idx = 0; k.idx < n; k.idx++) {
-			err = s->ops->slot_update(s->ctx, &k, &be[k.idx]);
+			err = s->maps.ops->slot_update(s->maps.ctx, &k, &be[k.idx]);
 			res->writes++;
 			if (err)
 				break;
@@ -279,7 +278,7 @@ static struct sync_owner *owner_get(const struct sync *s, const char *key)
 }
 
 /* Remember that f belongs to the service of its svc_id ("ns/name"). */
-static int owner_link(struct sync *s, struct sync_fe *f)
+int sync_owner_link(struct sync *s, struct sync_fe *f)
 {
 	char key[SYNC_OWNER_LEN];
 	struct sync_owner *o;
@@ -395,7 +394,7 @@ static int fe_program(struct sync *s, struct sync_fe **fp, const struct model_fe
 		memcpy(nbe, want->be, want->nbe * sizeof(*nbe));
 	}
 	*stage = SYNC_STAGE_FE;
-	err = s->ops->fe_update(s->ctx, &want->key, &nv);
+	err = s->maps.ops->fe_update(s->maps.ctx, &want->key, &nv);
 	res->writes++;
 	if (err)
 		goto fail_mem;
@@ -405,7 +404,7 @@ static int fe_program(struct sync *s, struct sync_fe **fp, const struct model_fe
 		if (!same_be && pend_push(s, have->val.set_id, have->val.count, now_ns + s->grace_ns))
 			*soft_err = -ENOMEM;
 		owner_unlink(s, have);
-		svc_release(s, have->val.svc_id, res);
+		sync_svc_release(s, have->val.svc_id, res);
 		free(have->be);
 		nf = have;
 	} else {
@@ -415,7 +414,7 @@ static int fe_program(struct sync *s, struct sync_fe **fp, const struct model_fe
 	nf->val = nv;
 	nf->be = nbe;
 	nf->dirty = false;
-	if (owner_link(s, nf))
+	if (sync_owner_link(s, nf))
 		*soft_err = -ENOMEM;
 	*fp = nf;
 	return 0;
@@ -426,7 +425,7 @@ fail_slots:
 	if (!same_be)
 		res->writes += slots_delete(s, nv.set_id, nv.count);
 fail_svc:
-	svc_release(s, nv.svc_id, res);
+	sync_svc_release(s, nv.svc_id, res);
 fail_new:
 	free(nf);
 	return err;
@@ -435,12 +434,12 @@ fail_new:
 /* Delete a frontend from the map; on success it leaves the mirror too (f is freed). */
 static int fe_remove(struct sync *s, struct sync_fe *f, uint64_t now_ns, struct sync_result *res)
 {
-	int err = s->ops->fe_delete(s->ctx, &f->key);
+	int err = s->maps.ops->fe_delete(s->maps.ctx, &f->key);
 
 	res->writes++;
 	if (err && err != -ENOENT)
 		return err;
-	svc_release(s, f->val.svc_id, res);
+	sync_svc_release(s, f->val.svc_id, res);
 	err = pend_push(s, f->val.set_id, f->val.count, now_ns + s->grace_ns);
 	owner_unlink(s, f);
 	HASH_DEL(s->fe, f);
@@ -645,117 +644,4 @@ uint64_t sync_reap(struct sync *s, uint64_t now_ns, bool all, uint64_t *next_due
 	s->npend = w;
 	*next_due_ns = next;
 	return deletes;
-}
-
-int sync_adopt_svc(struct sync *s, uint32_t id, const struct bpfsvc_svc_info *info)
-{
-	char key[BPFSVC_NS_LEN + BPFSVC_NAME_LEN + BPFSVC_PORTNAME_LEN + 4];
-
-	if (id >= s->max_svc || !info->in_use)
-		return 0;
-	s->svc[id].info = *info;
-	/* Never trust the map for termination. */
-	s->svc[id].info.ns[BPFSVC_NS_LEN - 1] = 0;
-	s->svc[id].info.name[BPFSVC_NAME_LEN - 1] = 0;
-	s->svc[id].info.port_name[BPFSVC_PORTNAME_LEN - 1] = 0;
-	svc_key(&s->svc[id].info, key, sizeof(key));
-	return json_object_set_new(s->svc_index, key, json_integer(id)) ? -ENOMEM : 0;
-}
-
-int sync_adopt_fe(struct sync *s, const struct bpfsvc_fe_key *k, const struct bpfsvc_fe_val *v,
-		  const struct bpfsvc_backend *be, uint32_t nbe, bool dirty)
-{
-	struct sync_fe *f;
-
-	HASH_FIND(hh, s->fe, k, sizeof(*k), f);
-	if (f)
-		return -EEXIST;
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	f->key = *k;
-	f->val = *v;
-	f->dirty = dirty || nbe != v->count;
-	/* A dirty set is rewritten and the old one reaped as idx 0..count-1: keep the map's
-	 * count so slots after a hole are reaped too (be is zero-padded; it is never compared
-	 * while dirty). */
-	f->val.count = nbe > v->count ? nbe : v->count;
-	if (f->val.count) {
-		f->be = calloc(f->val.count, sizeof(*be));
-		if (!f->be) {
-			free(f);
-			return -ENOMEM;
-		}
-		if (nbe)
-			memcpy(f->be, be, nbe * sizeof(*be));
-	}
-	HASH_ADD(hh, s->fe, key, sizeof(f->key), f);
-	s->n++;
-	return 0;
-}
-
-static int u32_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-int sync_adopt_done(struct sync *s, struct sync_result *res)
-{
-	struct sync_fe *f, *tmp;
-	size_t nl = 0;
-	uint32_t id;
-
-	memset(res, 0, sizeof(*res));
-	free(s->live_sets);
-	s->live_sets = malloc((s->n + 1) * sizeof(*s->live_sets));
-	if (!s->live_sets)
-		return -ENOMEM;
-	HASH_ITER(hh, s->fe, f, tmp) {
-		if (f->val.svc_id < s->max_svc && s->svc[f->val.svc_id].info.in_use) {
-			s->svc[f->val.svc_id].refs++;
-		} else {
-			/* Owner unknown: rewrite with a fresh svc_id. The id it names holds no
-			 * reference (it may be handed to another service before this frontend is
-			 * rewritten), so forget it: releasing it later would free someone else's. */
-			f->dirty = true;
-			f->val.svc_id = UINT32_MAX;
-		}
-		if (f->val.set_id) {
-			s->live_sets[nl++] = f->val.set_id;
-			if (f->val.set_id >= s->next_set_id)
-				s->next_set_id = f->val.set_id + 1;
-		}
-	}
-	s->nlive = nl;
-	if (nl)
-		qsort(s->live_sets, nl, sizeof(*s->live_sets), u32_cmp);
-	/* Metadata nobody references (an agent died mid-sync) is freed now. */
-	for (id = 0; id < s->max_svc; id++) {
-		if (s->svc[id].info.in_use && !s->svc[id].refs) {
-			s->svc[id].refs = 1;
-			svc_release(s, id, res);
-		}
-	}
-	/* A freed stale duplicate may have shadowed or removed the key of the id in use. */
-	for (id = 0; id < s->max_svc; id++) {
-		char key[BPFSVC_NS_LEN + BPFSVC_NAME_LEN + BPFSVC_PORTNAME_LEN + 4];
-
-		if (!s->svc[id].info.in_use)
-			continue;
-		svc_key(&s->svc[id].info, key, sizeof(key));
-		if (json_object_set_new(s->svc_index, key, json_integer(id)))
-			return -ENOMEM;
-	}
-	HASH_ITER(hh, s->fe, f, tmp)
-		if (owner_link(s, f))
-			return -ENOMEM;
-	return 0;
-}
-
-bool sync_set_live(const struct sync *s, uint32_t set_id)
-{
-	return s->nlive &&
-	       bsearch(&set_id, s->live_sets, s->nlive, sizeof(*s->live_sets), u32_cmp);
 }

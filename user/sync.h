@@ -2,7 +2,9 @@
 /*
  * sync: keep the datapath maps equal to the model's desired state with the fewest writes.
  * Holds a mirror of what the maps contain, diffs the desired state against it and writes
- * the difference through sync_ops (the real maps, or a fake in unit tests).
+ * the difference through the datapath map interface (datapath_maps.h: the pinned maps, or a
+ * fake in unit tests). At start the mirror is rebuilt from the maps through the same
+ * interface (sync_adopt).
  *
  * A changed backend set is written under a fresh set id, then the frontend is switched to it
  * in one element update, and the old set's slots are deleted only after a grace period, so a
@@ -17,21 +19,8 @@
 #include <uthash.h>
 
 #include "bpfsvc_abi.h"
+#include "datapath_maps.h"
 #include "model.h"
-
-struct sync_ops {
-	int (*fe_update)(void *ctx, const struct bpfsvc_fe_key *k, const struct bpfsvc_fe_val *v);
-	int (*fe_delete)(void *ctx, const struct bpfsvc_fe_key *k);
-	int (*slot_update)(void *ctx, const struct bpfsvc_slot_key *k,
-			   const struct bpfsvc_backend *b);
-	int (*slot_delete)(void *ctx, const struct bpfsvc_slot_key *k);
-	/* Optional: write n slots in one call; *done is how many were written (on error too).
-	 * A set is written with one call instead of one per backend. */
-	int (*slot_update_batch)(void *ctx, const struct bpfsvc_slot_key *k,
-				 const struct bpfsvc_backend *b, uint32_t n, uint32_t *done);
-	/* Write service metadata for id; fresh means a new owner, so zero its counters too. */
-	int (*svc_set)(void *ctx, uint32_t id, const struct bpfsvc_svc_info *info, bool fresh);
-};
 
 /* "ns/name" */
 #define SYNC_OWNER_LEN (BPFSVC_NS_LEN + BPFSVC_NAME_LEN + 1)
@@ -87,8 +76,7 @@ struct sync_pending {
 };
 
 struct sync {
-	const struct sync_ops *ops;
-	void *ctx;
+	struct dp_maps maps;
 	struct sync_fe *fe;	    /* uthash head, by key */
 	size_t n;		    /* frontends in the mirror */
 	struct sync_owner *owners; /* uthash head, by "ns/name" */
@@ -98,7 +86,7 @@ struct sync {
 	uint32_t svc_hint;    /* where the search for a free svc_id starts */
 	json_t *svc_index;    /* "ns/name:port" -> svc_id */
 	uint32_t next_set_id;
-	uint32_t *live_sets;  /* sorted, built by sync_adopt_done() for slot GC */
+	uint32_t *live_sets;  /* sorted, built by sync_adopt() for slot GC */
 	size_t nlive;
 	struct sync_pending *pend;
 	size_t npend, cappend;
@@ -115,15 +103,18 @@ struct sync_result {
 	uint64_t writes; /* map element updates and deletes issued */
 };
 
-int sync_init(struct sync *s, const struct sync_ops *ops, void *ctx, uint32_t max_svc,
-	      uint64_t grace_ns);
+/* maps is copied; its max_services bounds the service ids handed out. */
+int sync_init(struct sync *s, const struct dp_maps *maps, uint64_t grace_ns);
 void sync_fini(struct sync *s);
 
-/* Adoption: feed what the pinned maps hold, then sync_adopt_done(). be is copied. */
-int sync_adopt_svc(struct sync *s, uint32_t id, const struct bpfsvc_svc_info *info);
-int sync_adopt_fe(struct sync *s, const struct bpfsvc_fe_key *k, const struct bpfsvc_fe_val *v,
-		  const struct bpfsvc_backend *be, uint32_t nbe, bool dirty);
-int sync_adopt_done(struct sync *s, struct sync_result *res);
+/*
+ * Adoption, on a fresh sync: rebuild the mirror from what the maps hold (read through
+ * s->maps), so that the first apply writes only differences. A frontend whose set has holes
+ * or whose service is unknown (an agent died mid-write) is marked dirty, to be rewritten;
+ * service metadata no frontend references is freed (counted in res, which may be NULL), and
+ * slots of sets no frontend names are deleted (counted in *gc).
+ */
+int sync_adopt(struct sync *s, struct sync_result *res, uint64_t *gc);
 /* After adoption: is set_id referenced by any frontend? (slots of other sets are garbage) */
 bool sync_set_live(const struct sync *s, uint32_t set_id);
 

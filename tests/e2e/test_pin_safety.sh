@@ -100,8 +100,8 @@ agent_start
 check "fresh pin path: the agent starts" test $? -eq 0
 check "  the pin directory is created 0700 and root's ($(stat -c '%a %u' "$PIN"))" test "$(stat -c '%a %u' "$PIN")" = "700 0"
 check "  the VIP is translated" translated
-as_nobody rm -f "$PIN/link_connect4" 2>/dev/null
-check "  nobody cannot unpin its links" test -e "$PIN/link_connect4"
+as_nobody rm -f "$PIN/v1_link_connect4" 2>/dev/null
+check "  nobody cannot unpin its links" test -e "$PIN/v1_link_connect4"
 as_nobody sh -c "exec flock -n '$PIN' true" 2>/dev/null
 check "  nobody cannot even open the pin directory to take its lock" test $? -ne 0
 agent_stop
@@ -124,16 +124,16 @@ check "  saying it is a symlink" grep -q "pin directory $BPF/to-plain is a symli
 # (f) Symlinks named like bpfsvc's pins, pointing at the live datapath's pins: cleanup of
 #     their directory must not follow them (it used to detach the links they point at).
 mkdir -m 0700 "$BPF/decoy"
-ln -s "$PIN/link_connect4" "$BPF/decoy/link_connect4"
-ln -s "$PIN/bpfsvc_fe" "$BPF/decoy/bpfsvc_fe"
+ln -s "$PIN/v1_link_connect4" "$BPF/decoy/v1_link_connect4"
+ln -s "$PIN/v1_bpfsvc_fe" "$BPF/decoy/v1_bpfsvc_fe"
 check "(before) the stopped agent's datapath serves" translated
 "$BPFSVC" cleanup --pin-path "$BPF/decoy" 2>"$TMP/f.err"
 rc=$?
 check "cleanup of a directory of symlinks named like pins: refused (exit 1, was $rc)" test "$rc" -eq 1
-check "  naming the symlink" grep -Eq "$BPF/decoy/(link_connect4|bpfsvc_fe) is a symlink, not a bpfsvc pin; refusing" "$TMP/f.err"
+check "  naming the symlink" grep -Eq "$BPF/decoy/(v1_link_connect4|v1_bpfsvc_fe) is a symlink, not a bpfsvc pin; refusing" "$TMP/f.err"
 check "  the links they point at stay attached: the VIP is still translated" translated
-check "  and the symlinks are left" test -L "$BPF/decoy/link_connect4" -a -L "$BPF/decoy/bpfsvc_fe"
-check "  and their targets too" test -e "$PIN/link_connect4" -a -e "$PIN/bpfsvc_fe"
+check "  and the symlinks are left" test -L "$BPF/decoy/v1_link_connect4" -a -L "$BPF/decoy/v1_bpfsvc_fe"
+check "  and their targets too" test -e "$PIN/v1_link_connect4" -a -e "$PIN/v1_bpfsvc_fe"
 rm -r "$BPF/decoy"
 
 # (g) Normal cleanup after a normal run removes everything and detaches.
@@ -152,7 +152,7 @@ check "cleanup of a pin path that is gone: exit 0" test $? -eq 0
 # Pins of a partial attach (or an older bpfsvc) lack some names: cleanup still removes the rest.
 agent_start || not_ok "agent start for a partial cleanup"
 agent_stop
-rm "$PIN/link_getpeername6"
+rm "$PIN/v1_link_getpeername6"
 "$BPFSVC" cleanup --pin-path "$PIN" 2>"$TMP/p.err"
 rc=$?
 check "cleanup with a pin missing: exit 0 (was $rc), directory gone" test "$rc" -eq 0 -a ! -e "$PIN"
@@ -179,19 +179,19 @@ check "  saying so" grep -q "$BPF/other holds no bpfsvc pins; refusing" "$TMP/e2
 check "  the map stays" test -e "$BPF/other/othermap"
 
 # A map of another tool that happens to be pinned under a bpfsvc name.
-bpftool map create "$BPF/other/bpfsvc_fe" type hash key 4 value 4 entries 8 name notours
+bpftool map create "$BPF/other/v1_bpfsvc_fe" type hash key 4 value 4 entries 8 name notours
 "$BPFSVC" cleanup --pin-path "$BPF/other" 2>"$TMP/e3.err"
-check "a foreign map under a bpfsvc pin name: refused" grep -q "$BPF/other/bpfsvc_fe is not bpfsvc's map; refusing" "$TMP/e3.err"
-check "  and both maps stay" test -e "$BPF/other/bpfsvc_fe" -a -e "$BPF/other/othermap"
+check "a foreign map under a bpfsvc pin name: refused" grep -q "$BPF/other/v1_bpfsvc_fe is not bpfsvc's map; refusing" "$TMP/e3.err"
+check "  and both maps stay" test -e "$BPF/other/v1_bpfsvc_fe" -a -e "$BPF/other/othermap"
 # list reads only what it can trust: a map of another layout under a bpfsvc name would have
 # its values copied into bpfsvc's structs.
 for n in bpfsvc_slots bpfsvc_svcs bpfsvc_stats; do
-	bpftool map create "$BPF/other/$n" type hash key 4 value 4 entries 8 name "$n"
+	bpftool map create "$BPF/other/v1_$n" type hash key 4 value 4 entries 8 name "$n"
 done
 "$BPFSVC" list --pin-path "$BPF/other" >/dev/null 2>"$TMP/l.err"
 rc=$?
 check "list on maps of another layout: refused (exit $rc)" test "$rc" -ne 0
-check "  naming the map" grep -q "$BPF/other/bpfsvc_fe is not a map of this bpfsvc" "$TMP/l.err"
+check "  naming the map" grep -q "$BPF/other/v1_bpfsvc_fe is not a map of this bpfsvc" "$TMP/l.err"
 "$BPFSVC" list --pin-path "$BPF/nobody-parent/x" >/dev/null 2>"$TMP/l2.err"
 check "list below a directory nobody owns: refused" grep -q "owned by uid 65534, not root; refusing" "$TMP/l2.err"
 

@@ -62,7 +62,7 @@ check "zero failed connects during 100 backend edits" grep -q 'failed=0$' <<<"$l
 # Replaced sets are reclaimed after the grace period: only the live set's slots remain.
 sleep 1.5
 live=$(wc -w <<<"${sets[99 % ${#sets[@]}]}")
-left=$(bpftool -j map dump pinned "$PIN/bpfsvc_slots" | grep -o '"set_id"' | wc -l)
+left=$(bpftool -j map dump pinned "$PIN/v1_bpfsvc_slots" | grep -o '"set_id"' | wc -l)
 check "old backend sets reclaimed ($left slots left, $live live)" test "$left" -eq "$live"
 
 finish

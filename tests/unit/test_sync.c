@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Unit test for user/sync.c against a fake map backend (struct sync_ops): in-memory frontend,
- * slot and service tables, an ordered log of every operation, injectable failures and
+ * Unit test for user/sync.c and user/sync_adopt.c against a fake map backend (struct
+ * dp_map_ops of datapath_maps.h, reads and batched writes included): in-memory frontend,
+ * slot and service tables, an ordered log of every write, injectable failures and
  * capacity limits. After every single fake operation a simulated concurrent reader checks
  * that each frontend in the fake map names a complete backend set and a service in use
  * (the atomic-switch rule of DESIGN.md). Built by `make asan`; run build/asan/tests/test_sync.
@@ -77,7 +78,12 @@ struct fake {
 	/* The concurrent reader. */
 	size_t reads, violations;
 	char first_violation[320];
+	/* The handle sync is given (fake_ops, or fake_batch_ops after fake_batch()). */
+	struct dp_maps maps;
+	size_t batches, batch_fails; /* slot_update_batch calls, and those that failed */
 };
+
+static const struct dp_map_ops fake_ops, fake_batch_ops;
 
 static uint64_t xrand(uint64_t *s)
 {
@@ -98,8 +104,17 @@ static void fake_init(struct fake *f, uint32_t max_svc)
 	f->fe_limit = f->slot_limit = (size_t)-1;
 	f->slot_ok_left = -1;
 	f->rng = 0x9e3779b97f4a7c15ULL;
+	/* Adoption trusts a set's count up to max_slots: the fake holds 32 backends a set. */
+	f->maps = (struct dp_maps){ .ops = &fake_ops, .ctx = f, .max_frontends = UINT32_MAX,
+				    .max_slots = FAKE_MAX_IDX, .max_services = max_svc };
 	if (!f->svc || !f->resets)
 		abort();
+}
+
+/* Write sets with one slot_update_batch call from now on. */
+static void fake_batch(struct fake *f)
+{
+	f->maps.ops = &fake_batch_ops;
 }
 
 static void fake_fini(struct fake *f)
@@ -318,6 +333,26 @@ static int fake_slot_update(void *ctx, const struct bpfsvc_slot_key *k,
 	return o->rc;
 }
 
+/* bpf_map_update_batch(): element by element (the reader looks after each), stopping at the
+ * first failure. Only the elements written are logged, as sync counts only those. */
+static int fake_slot_update_batch(void *ctx, const struct bpfsvc_slot_key *k,
+				  const struct bpfsvc_backend *b, uint32_t n, uint32_t *done)
+{
+	struct fake *f = ctx;
+	int rc = 0;
+
+	f->batches++;
+	for (*done = 0; *done < n; (*done)++) {
+		rc = fake_slot_update(f, &k[*done], &b[*done]);
+		if (rc) {
+			f->nlog--;
+			f->batch_fails++;
+			break;
+		}
+	}
+	return rc;
+}
+
 static int fake_slot_delete(void *ctx, const struct bpfsvc_slot_key *k)
 {
 	struct fake *f = ctx;
@@ -355,13 +390,82 @@ static int fake_svc_set(void *ctx, uint32_t id, const struct bpfsvc_svc_info *in
 	return o->rc;
 }
 
-static const struct sync_ops fake_ops = {
-	.fe_update = fake_fe_update,
-	.fe_delete = fake_fe_delete,
-	.slot_update = fake_slot_update,
-	.slot_delete = fake_slot_delete,
-	.svc_set = fake_svc_set,
-};
+/* The readers: a walk goes through frontends in reverse insertion order (a hash map's walk
+ * is not sorted either) and restarts from the first key when prev is gone, as the kernel's. */
+static int fake_fe_next(void *ctx, const struct bpfsvc_fe_key *prev, struct bpfsvc_fe_key *next)
+{
+	struct fake *f = ctx;
+	const struct fake_fe *e = prev ? fake_fe_find(f, prev) : NULL;
+	size_t i = e ? (size_t)(e - f->fe) : f->nfe;
+
+	if (!i)
+		return -ENOENT;
+	*next = f->fe[i - 1].k;
+	return 0;
+}
+
+static int fake_fe_lookup(void *ctx, const struct bpfsvc_fe_key *k, struct bpfsvc_fe_val *v)
+{
+	const struct fake_fe *e = fake_fe_find(ctx, k);
+
+	if (!e)
+		return -ENOENT;
+	*v = e->v;
+	return 0;
+}
+
+static int fake_slot_next(void *ctx, const struct bpfsvc_slot_key *prev,
+			  struct bpfsvc_slot_key *next)
+{
+	const struct fake *f = ctx;
+	uint64_t at = prev ? ((uint64_t)prev->set_id * FAKE_MAX_IDX + prev->idx + 1) : 0;
+
+	if (prev && !fake_slot(f, prev->set_id, prev->idx, NULL))
+		at = 0;
+	for (; at < (uint64_t)f->nsets * FAKE_MAX_IDX; at++) {
+		if (fake_slot(f, (uint32_t)(at / FAKE_MAX_IDX), (uint32_t)(at % FAKE_MAX_IDX),
+			      NULL)) {
+			*next = (struct bpfsvc_slot_key){ (uint32_t)(at / FAKE_MAX_IDX),
+							  (uint32_t)(at % FAKE_MAX_IDX) };
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int fake_slot_lookup(void *ctx, const struct bpfsvc_slot_key *k, struct bpfsvc_backend *b)
+{
+	return fake_slot(ctx, k->set_id, k->idx, b) ? 0 : -ENOENT;
+}
+
+static int fake_svc_lookup(void *ctx, uint32_t id, struct bpfsvc_svc_info *info)
+{
+	const struct fake *f = ctx;
+
+	if (id >= f->max_svc)
+		return -ENOENT;
+	*info = f->svc[id];
+	return 0;
+}
+
+static int fake_stats_lookup(void *ctx, uint32_t id, struct bpfsvc_stats *sum)
+{
+	const struct fake *f = ctx;
+
+	memset(sum, 0, sizeof(*sum));
+	return id < f->max_svc ? 0 : -ENOENT;
+}
+
+#define FAKE_OPS                                                                              \
+	.fe_next = fake_fe_next, .fe_lookup = fake_fe_lookup, .slot_next = fake_slot_next,    \
+	.slot_lookup = fake_slot_lookup, .svc_lookup = fake_svc_lookup,                       \
+	.stats_lookup = fake_stats_lookup, .fe_update = fake_fe_update,                       \
+	.fe_delete = fake_fe_delete, .slot_update = fake_slot_update,                         \
+	.slot_delete = fake_slot_delete, .svc_set = fake_svc_set
+
+static const struct dp_map_ops fake_ops = { FAKE_OPS };
+static const struct dp_map_ops fake_batch_ops = { FAKE_OPS,
+						  .slot_update_batch = fake_slot_update_batch };
 
 /* Count logged ops from index from on of type t (touching set_id / fe key if given). */
 static size_t log_count(const struct fake *f, size_t from, enum op_type t)
@@ -777,57 +881,6 @@ static void check_exact(const char *ctx, const struct fake *f)
 	check(ok, "%s: slot table holds exactly the live sets", ctx);
 }
 
-/* What datapath_adopt() does, on the fake: feed svcs and frontends (in reverse insertion
- * order, as a hash map walk would not be sorted either), then GC slots of dead sets. */
-static int fake_adopt(struct fake *f, struct sync *s, uint64_t *gc, struct sync_result *res)
-{
-	struct bpfsvc_backend be[FAKE_MAX_IDX];
-	int err;
-
-	*gc = 0;
-	for (uint32_t id = 0; id < f->max_svc; id++) {
-		if (f->svc[id].in_use) {
-			err = sync_adopt_svc(s, id, &f->svc[id]);
-			if (err)
-				return err;
-		}
-	}
-	for (size_t i = f->nfe; i-- > 0;) {
-		struct bpfsvc_fe_val v = f->fe[i].v;
-		uint32_t n = 0;
-		bool dirty = false;
-
-		if (v.count > FAKE_MAX_IDX) {
-			v.count = 0;
-			dirty = true;
-		}
-		for (uint32_t j = 0; j < v.count; j++) {
-			if (fake_slot(f, v.set_id, j, &be[n]))
-				n++;
-			else
-				dirty = true;
-		}
-		err = sync_adopt_fe(s, &f->fe[i].k, &v, be, n, dirty);
-		if (err)
-			return err;
-	}
-	err = sync_adopt_done(s, res);
-	if (err)
-		return err;
-	for (uint32_t set = 0; set < f->nsets; set++) {
-		for (uint32_t j = 0; j < FAKE_MAX_IDX; j++) {
-			struct bpfsvc_slot_key k = { set, j };
-
-			if (fake_slot(f, set, j, NULL) && !sync_set_live(s, set)) {
-				fake_slot_del_raw(f, &k);
-				fake_read(f);
-				(*gc)++;
-			}
-		}
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* A small fixed cluster                                                                      */
 /* ------------------------------------------------------------------------------------------ */
@@ -885,7 +938,7 @@ static void test_first_apply_and_noop(void)
 	bool ok;
 
 	fake_init(&f, 64);
-	check(!sync_init(&s, &fake_ops, &f, 64, GRACE), "init");
+	check(!sync_init(&s, &f.maps, GRACE), "init");
 	build_cluster(&st, 2, 53, true, true);
 
 	check(!apply(&s, &f, &st, 1 * SEC, &res, &mark), "first apply returns 0");
@@ -943,7 +996,7 @@ static void test_change_and_reap(void)
 	uint32_t old_set, new_set;
 
 	fake_init(&f, 64);
-	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	build_cluster(&st, 2, 53, true, true);
 	apply(&s, &f, &st, 1 * SEC, &res, NULL);
 	old_dns = ffe(&f, K_DNS)->v;
@@ -1063,7 +1116,7 @@ static void test_remove_and_svc_ids(void)
 	size_t mark, pdel, pclr;
 
 	fake_init(&f, 64);
-	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	build_cluster(&st, 2, 53, true, true);
 	apply(&s, &f, &st, 1 * SEC, &res, NULL);
 	web_id = ffe(&f, K_WEB4)->v.svc_id;
@@ -1119,7 +1172,7 @@ static void test_remove_and_svc_ids(void)
 		struct bpfsvc_fe_key kz = key4(IP4(10, 96, 9, 3), 80, IPPROTO_TCP);
 
 		fake_init(&f, 2);
-		sync_init(&s, &fake_ops, &f, 2, GRACE);
+		sync_init(&s, &f.maps, GRACE);
 		st_add(&a, kx, "ns", "x", "", 0, &one, 1);
 		st_add(&a, ky, "ns", "y", "", 0, &one, 1);
 		model_sort(&a);
@@ -1181,7 +1234,7 @@ static void test_owner_change(void)
 	uint64_t next;
 
 	fake_init(&f, 16);
-	sync_init(&s, &fake_ops, &f, 16, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	st_add(&a, k, "ns", "old", "http", 0, bes, 2);
 	st_add(&a, k2, "ns", "other", "http", 0, bes, 1);
 	model_sort(&a);
@@ -1238,7 +1291,7 @@ static void test_failures(void)
 	char why[256];
 
 	fake_init(&f, 64);
-	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	build_cluster(&st, 2, 53, true, true);
 	apply(&s, &f, &st, 1 * SEC, &res, NULL);
 	before = ffe(&f, K_DNS)->v;
@@ -1359,7 +1412,7 @@ static void test_failures(void)
 	/* Capacity: the slot map is full, so a change (which needs room for both sets) fails;
 	 * the frontend map is full, so a new frontend fails. */
 	fake_init(&f, 64);
-	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	build_cluster(&st, 2, 53, true, true);
 	f.slot_limit = 9;
 	f.fe_limit = 4;
@@ -1496,7 +1549,7 @@ static void random_run(const char *name, uint64_t seed, unsigned steps, unsigned
 	printf("# %s: seed %llu, %u steps, %u%% failures\n", name, (unsigned long long)seed, steps,
 	       fail_pct);
 	fake_init(&f, 64);
-	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	for (uint32_t i = 0; i < NCAND; i++) {
 		c[i].present = xrand(&rng) % 4 != 0;
 		c[i].owner = i % NSVCREF; /* i and i + 25 share a service: dual-stack-like */
@@ -1623,8 +1676,8 @@ static void random_run(const char *name, uint64_t seed, unsigned steps, unsigned
 		cand_build(c, &want);
 		apply(&s, &f, &want, now, &res, NULL);
 		sync_fini(&s);
-		sync_init(&s2, &fake_ops, &f, 64, GRACE);
-		check(!fake_adopt(&f, &s2, &gc, &res), "%s: adoption", name);
+		sync_init(&s2, &f.maps, GRACE);
+		check(!sync_adopt(&s2, &res, &gc), "%s: adoption", name);
 		check(gc > 0, "%s: adoption collected the unreaped old sets (%llu slots)", name,
 		      (unsigned long long)gc);
 		check_exact("random adopt", &f);
@@ -1660,7 +1713,7 @@ static void test_retry_failed(void)
 	uint64_t next;
 
 	fake_init(&f, 64);
-	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	for (uint32_t i = 0; i < 4; i++) {
 		char name[16];
 
@@ -1745,7 +1798,7 @@ static void test_retry_failed(void)
 
 	/* Which map: no free service id, then no room for a backend set. */
 	fake_init(&f, 2);
-	sync_init(&s, &fake_ops, &f, 2, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	apply(&s, &f, &st, 1 * SEC, &res, NULL);
 	check(res.failed == 2 && s.nfails == 2 && s.fails[0].stage == SYNC_STAGE_SVC &&
 		      s.fails[0].err == -ENOSPC,
@@ -1755,7 +1808,7 @@ static void test_retry_failed(void)
 	sync_fini(&s);
 	fake_fini(&f);
 	fake_init(&f, 64);
-	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	f.slot_limit = 5;
 	apply(&s, &f, &st, 3 * SEC, &res, NULL);
 	check(res.failed == 2 && s.nfails == 2 && s.fails[0].stage == SYNC_STAGE_SLOTS,
@@ -1778,7 +1831,7 @@ static void test_adoption(void)
 	char why[256];
 
 	fake_init(&f, 64);
-	sync_init(&s1, &fake_ops, &f, 64, GRACE);
+	sync_init(&s1, &f.maps, GRACE);
 	build_cluster(&st, 2, 53, true, true);
 	apply(&s1, &f, &st, 1 * SEC, &res, NULL);
 	dns_old_set = ffe(&f, K_DNS)->v.set_id;
@@ -1794,9 +1847,9 @@ static void test_adoption(void)
 		if (f.fe[i].v.set_id > max_set)
 			max_set = f.fe[i].v.set_id;
 
-	sync_init(&s2, &fake_ops, &f, 64, GRACE);
+	sync_init(&s2, &f.maps, GRACE);
 	mark = f.nlog;
-	check(!fake_adopt(&f, &s2, &gc, &res), "adopt: returns 0");
+	check(!sync_adopt(&s2, &res, &gc), "adopt: returns 0");
 	check(s2.n == 4, "adopt: 4 frontends in the mirror");
 	check(res.writes == 1 && !f.svc[40].in_use && log_find_svc(&f, mark, 40, true) == mark,
 	      "adopt_done frees the unreferenced svc info (one write)");
@@ -1830,8 +1883,8 @@ static void test_adoption(void)
 	web4_set = ffe(&f, K_WEB4)->v.set_id;
 	fake_slot_del_raw(&f, &(struct bpfsvc_slot_key){ web4_set, 1 });
 	f.violations = 0;
-	sync_init(&s2, &fake_ops, &f, 64, GRACE);
-	fake_adopt(&f, &s2, &gc, &res);
+	sync_init(&s2, &f.maps, GRACE);
+	sync_adopt(&s2, &res, &gc);
 	check(gc == 0 && sync_set_live(&s2, web4_set), "dirty adopt: holey set still live, nothing collected");
 	apply(&s2, &f, &st3, 5 * SEC, &res, &mark);
 	check(res_is(&res, 0, 1, 0, 3, 0, 4) && ffe(&f, K_WEB4)->v.set_id != web4_set &&
@@ -1848,8 +1901,8 @@ static void test_adoption(void)
 		uint32_t bogus = 50;
 
 		e->v.svc_id = bogus;
-		sync_init(&s2, &fake_ops, &f, 64, GRACE);
-		fake_adopt(&f, &s2, &gc, &res);
+		sync_init(&s2, &f.maps, GRACE);
+		sync_adopt(&s2, &res, &gc);
 		apply(&s2, &f, &st3, 6 * SEC, &res, &mark);
 		check(res.updated == 1 && res.unchanged == 3 && ffe(&f, K_DNS)->v.svc_id != bogus,
 		      "adopted frontend with unknown svc id: rewritten with a real one");
@@ -1900,8 +1953,8 @@ static void test_adopt_unknown_owner_reuse(void)
 	st_add(&st, kb, "ns", "y", "", 0, &one, 1);
 	st_add(&st, ka, "ns", "z", "", 0, &one, 1);
 	model_sort(&st);
-	sync_init(&s, &fake_ops, &f, 8, GRACE);
-	fake_adopt(&f, &s, &gc, &res);
+	sync_init(&s, &f.maps, GRACE);
+	sync_adopt(&s, &res, &gc);
 	apply(&s, &f, &st, 1 * SEC, &res, NULL);
 	check(res_is(&res, 1, 1, 0, 1, 0, -1), "unknown owner: B added, A rewritten, C unchanged");
 	check(fake_consistent(&f, why, sizeof(why)),
@@ -1951,7 +2004,7 @@ static void test_adopt_stale_duplicate_svc(void)
 
 		/* web gets id 1: tmp takes 0 first, then goes. */
 		fake_init(&f, 8);
-		sync_init(&s, &fake_ops, &f, 8, GRACE);
+		sync_init(&s, &f.maps, GRACE);
 		memset(&st, 0, sizeof(st));
 		st_add(&st, kt, "ns", "tmp", "", 0, &one, 1);
 		apply(&s, &f, &st, 1, &res, NULL);
@@ -1967,8 +2020,8 @@ static void test_adopt_stale_duplicate_svc(void)
 		check(live == 1 && !f.svc[0].in_use, "stale duplicate setup: web has id 1, id 0 free");
 		f.svc[stale] = f.svc[live];
 
-		sync_init(&s, &fake_ops, &f, 8, GRACE);
-		fake_adopt(&f, &s, &gc, &res);
+		sync_init(&s, &f.maps, GRACE);
+		sync_adopt(&s, &res, &gc);
 		check(!f.svc[stale].in_use && f.svc[live].in_use,
 		      "stale duplicate svc info (id %s the live one) freed at adoption",
 		      stale_above ? "above" : "below");
@@ -2152,7 +2205,7 @@ static void test_service_update(void)
 	bool ok;
 
 	fake_init(&f, 64);
-	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	build_cluster(&st, 2, 53, true, true);
 	apply(&s, &f, &st, 1 * SEC, &res, NULL);
 	check_owners("full apply", &s);
@@ -2293,7 +2346,7 @@ static void test_service_ports(void)
 	size_t mark, pdel, pupd;
 
 	fake_init(&f, 64);
-	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	st_add(&st, k80, "ns", "multi", "http", 0, m, 2);
 	st_add(&st, k443, "ns", "multi", "https", 0, m, 1);
 	st_add(&st, kd4, "ns", "ds", "dns", 0, d4, 2);
@@ -2422,7 +2475,7 @@ static void test_service_conflict(void)
 	size_t mark;
 
 	fake_init(&f, 16);
-	sync_init(&s, &fake_ops, &f, 16, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	st_add(&a, k1, "ns", "a", "", 0, &one, 1);
 	apply_svc(&s, &f, "ns", "a", &a, 1, &res, NULL);
 	st_add(&b2, k2, "ns", "b", "", 0, &two, 1);
@@ -2506,7 +2559,7 @@ static void test_service_failures(void)
 	char why[256];
 
 	fake_init(&f, 64);
-	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	build_cluster(&st, 2, 53, true, true);
 	apply(&s, &f, &st, 1 * SEC, &res, NULL);
 	web_id = ffe(&f, K_WEB4)->v.svc_id;
@@ -2571,7 +2624,7 @@ static void test_gen_wrap(void)
 	uint64_t next;
 
 	fake_init(&f, 64);
-	sync_init(&s, &fake_ops, &f, 64, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	build_cluster(&st, 2, 53, true, true);
 	apply(&s, &f, &st, 1, &res, NULL);
 	st_add(&two, k1, "ns", "w", "", 0, &one, 1);
@@ -2698,7 +2751,7 @@ static void mix_run(const char *name, uint64_t seed, unsigned steps, unsigned fa
 	printf("# %s: seed %llu, %u steps, %u%% failures\n", name, (unsigned long long)seed, steps,
 	       fail_pct);
 	fake_init(&f, MIX_MAX_SVC);
-	sync_init(&s, &fake_ops, &f, MIX_MAX_SVC, GRACE);
+	sync_init(&s, &f.maps, GRACE);
 	mix_init(c, &rng);
 	memset(held, 0, sizeof(held));
 	f.rng = seed ^ 0xa5a5;
@@ -2964,8 +3017,8 @@ static void equiv_run(uint64_t seed, unsigned rounds)
 	printf("# equivalence: seed %llu, %u rounds\n", (unsigned long long)seed, rounds);
 	fake_init(&f1, MIX_MAX_SVC);
 	fake_init(&f2, MIX_MAX_SVC);
-	sync_init(&s1, &fake_ops, &f1, MIX_MAX_SVC, GRACE);
-	sync_init(&s2, &fake_ops, &f2, MIX_MAX_SVC, GRACE);
+	sync_init(&s1, &f1.maps, GRACE);
+	sync_init(&s2, &f2.maps, GRACE);
 	mix_init(c, &rng);
 	for (unsigned r = 0; r < rounds; r++) {
 		uint32_t order[NSVCREF], retry[NSVCREF], n = 0, nretry = 0;
@@ -3072,7 +3125,7 @@ static void equiv_run(uint64_t seed, unsigned rounds)
 
 /*
  * After adoption, per-service applies find each service's frontends through the owner index
- * rebuilt by sync_adopt_done(), dirty ones included.
+ * rebuilt by sync_adopt(), dirty ones included.
  */
 static void test_adopt_then_service(void)
 {
@@ -3091,7 +3144,7 @@ static void test_adopt_then_service(void)
 	char why[256];
 
 	fake_init(&f, 64);
-	sync_init(&s1, &fake_ops, &f, 64, GRACE);
+	sync_init(&s1, &f.maps, GRACE);
 	build_cluster(&st, 3, 53, true, true);
 	st_add(&multi, k80, "ns", "multi", "http", 0, m, 2);
 	st_add(&multi, k443, "ns", "multi", "https", 0, m, 2);
@@ -3111,8 +3164,8 @@ static void test_adopt_then_service(void)
 	fake_slot_del_raw(&f, &(struct bpfsvc_slot_key){ dnsv.set_id, 2 });
 	fake_fe_find(&f, &ko)->v.svc_id = 50;
 
-	sync_init(&s2, &fake_ops, &f, 64, GRACE);
-	check(!fake_adopt(&f, &s2, &gc, &res), "adopt then per-service: adoption");
+	sync_init(&s2, &f.maps, GRACE);
+	check(!sync_adopt(&s2, &res, &gc), "adopt then per-service: adoption");
 	check(!f.svc[orph_id].in_use && sync_find(&s2, &ko) && !sync_find(&s2, &ko)->owner &&
 		      sync_find(&s2, &ko)->dirty,
 	      "adopt then per-service: orphan's unreferenced svc info freed, frontend has no owner");
@@ -3212,6 +3265,240 @@ static void test_adopt_then_service(void)
 	fake_fini(&f);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Adoption after a crash, batched writes                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * An agent killed mid-write leaves a half-written set no frontend names yet (the switch comes
+ * last), and a frontend with a count no slot map could hold is read as garbage. Adoption,
+ * through the real sync code over the fake's readers, deletes the half set and nothing else,
+ * marks the bad frontend to be rewritten, and the next set id does not collide.
+ */
+static void test_adopt_crash_half_written(void)
+{
+	struct fake f;
+	struct sync s1, s2;
+	struct model_state st, st2;
+	struct sync_result res;
+	struct bpfsvc_backend b = be4(IP4(10, 244, 9, 9), 53);
+	uint32_t half, max_set = 0;
+	uint64_t gc, next;
+	size_t mark;
+
+	fake_init(&f, 64);
+	sync_init(&s1, &f.maps, GRACE);
+	build_cluster(&st, 2, 53, true, true);
+	apply(&s1, &f, &st, 1 * SEC, &res, NULL);
+	sync_reap(&s1, 0, true, &next);
+	sync_fini(&s1);
+	for (size_t i = 0; i < f.nfe; i++)
+		if (f.fe[i].v.set_id > max_set)
+			max_set = f.fe[i].v.set_id;
+	/* The crash: 2 of the 3 slots of dns's next set written, the frontend not switched. */
+	half = max_set + 1;
+	fake_slot_put_raw(&f, &(struct bpfsvc_slot_key){ half, 0 }, &b);
+	fake_slot_put_raw(&f, &(struct bpfsvc_slot_key){ half, 1 }, &b);
+	fake_fe_find(&f, &K_EMPTY)->v.count = 1000;
+
+	sync_init(&s2, &f.maps, GRACE);
+	mark = f.nlog;
+	check(!sync_adopt(&s2, &res, &gc), "crash adopt: returns 0");
+	check(gc == 2 && fake_set_size(&f, half) == 0 && !sync_set_live(&s2, half),
+	      "crash adopt: the half-written set's 2 slots collected");
+	check(f.nlog - mark == 2 && log_count(&f, mark, OP_SLOT_DEL) == 2 && res.writes == 0,
+	      "crash adopt: nothing but those deletes written");
+	check(s2.n == 4 && sync_find(&s2, &K_EMPTY)->dirty && !sync_find(&s2, &K_DNS)->dirty &&
+		      !sync_find(&s2, &K_WEB4)->dirty,
+	      "crash adopt: a count beyond the slot map is dirty, the others are clean");
+	f.violations = 0; /* the bad count was there before the first op */
+
+	apply(&s2, &f, &st, 2 * SEC, &res, &mark);
+	check(res_is(&res, 0, 1, 0, 3, 0, -1) && ffe(&f, K_EMPTY)->v.count == 0 &&
+		      log_touches_key(&f, mark, &K_EMPTY) && !log_touches_key(&f, mark, &K_DNS),
+	      "crash adopt: the bad frontend rewritten, the rest unchanged");
+	build_cluster(&st2, 3, 53, true, true);
+	apply(&s2, &f, &st2, 3 * SEC, &res, &mark);
+	check(res_is(&res, 0, 1, 0, 3, 0, -1) && ffe(&f, K_DNS)->v.set_id >= half,
+	      "crash adopt: dns's new set written whole (set %u)", ffe(&f, K_DNS)->v.set_id);
+	sync_reap(&s2, 0, true, &next);
+	check_fake("crash adopt", &s2, &f, &st2);
+	check_exact("crash adopt", &f);
+	check_reader("crash adopt", &f);
+	model_state_free(&st);
+	model_state_free(&st2);
+	sync_fini(&s2);
+	fake_fini(&f);
+}
+
+/* The two logs hold the same writes, in the same order, with the same results. */
+static bool logs_same(const struct fake *a, const struct fake *b, char *why, size_t len)
+{
+	if (a->nlog != b->nlog) {
+		snprintf(why, len, "%zu vs %zu ops", a->nlog, b->nlog);
+		return false;
+	}
+	for (size_t i = 0; i < a->nlog; i++) {
+		const struct op *x = &a->log[i], *y = &b->log[i];
+
+		if (x->t != y->t || x->rc != y->rc || memcmp(&x->fk, &y->fk, sizeof(x->fk)) ||
+		    memcmp(&x->fv, &y->fv, sizeof(x->fv)) || memcmp(&x->sk, &y->sk, sizeof(x->sk)) ||
+		    x->svc_id != y->svc_id) {
+			snprintf(why, len, "op %zu differs", i);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool res_same(const struct sync_result *a, const struct sync_result *b)
+{
+	return a->added == b->added && a->updated == b->updated && a->removed == b->removed &&
+	       a->unchanged == b->unchanged && a->failed == b->failed &&
+	       a->conflicts == b->conflicts;
+}
+
+/*
+ * The batched write path (slot_update_batch) against the one-by-one one: a set is written with
+ * one call; maps, results and the order of element writes are the same. A batch that fails
+ * part-way leaves nothing of its set, like a failed single write (one write fewer is counted:
+ * the failed element, which the batch does not report as written). There is no fallback to
+ * one-by-one writes after a failed batch: the frontend fails and is retried as a whole.
+ */
+static void test_batch_write(void)
+{
+	struct fake f1, f2;
+	struct sync s1, s2;
+	struct model_state st, st2;
+	struct sync_result r1, r2;
+	char why[256] = "";
+	uint64_t next;
+	size_t m1, m2;
+
+	fake_init(&f1, 64);
+	fake_init(&f2, 64);
+	fake_batch(&f2);
+	sync_init(&s1, &f1.maps, GRACE);
+	sync_init(&s2, &f2.maps, GRACE);
+	build_cluster(&st, 2, 53, true, true);
+	apply(&s1, &f1, &st, 1 * SEC, &r1, NULL);
+	apply(&s2, &f2, &st, 1 * SEC, &r2, NULL);
+	check(f1.batches == 0 && f2.batches == 3,
+	      "batch: one call per non-empty set (3), none on the one-by-one fake (%zu)",
+	      f2.batches);
+	check(res_same(&r1, &r2) && r1.writes == r2.writes && res_is(&r2, 4, 0, 0, 0, 0, -1),
+	      "batch: same results and write count as one by one");
+	check(logs_same(&f1, &f2, why, sizeof(why)), "batch: same element writes in the same order");
+	check_fake("batch", &s2, &f2, &st);
+	check(fakes_same(&f1, &f2, why, sizeof(why)), "batch: same maps");
+
+	/* The second slot of dns's new set fails: the batch stops there. */
+	build_cluster(&st2, 4, 53, true, true);
+	f1.slot_ok_left = f2.slot_ok_left = 1;
+	apply(&s1, &f1, &st2, 2 * SEC, &r1, &m1);
+	apply(&s2, &f2, &st2, 2 * SEC, &r2, &m2);
+	fake_nofail(&f1);
+	fake_nofail(&f2);
+	check(f2.batch_fails == 1 && res_same(&r1, &r2) && res_is(&r2, 0, 0, 0, 3, 1, -1) &&
+		      r1.writes == r2.writes + 1,
+	      "failed batch: the frontend fails as one by one (writes %llu vs %llu)",
+	      (unsigned long long)r1.writes, (unsigned long long)r2.writes);
+	check(s2.nfails == 1 && s2.fails[0].stage == SYNC_STAGE_SLOTS &&
+		      log_count(&f2, m2, OP_SLOT_UPD) == 1 && log_count(&f2, m2, OP_SLOT_DEL) == 1 &&
+		      !log_touches_key(&f2, m2, &K_DNS),
+	      "failed batch: its one written slot deleted again, the frontend not switched");
+	check(fake_equals(&f2, &st, why, sizeof(why)) && fakes_same(&f1, &f2, why, sizeof(why)),
+	      "failed batch: maps still hold the previous state, like one by one");
+	sync_retry(&s1, 3 * SEC, &r1);
+	sync_retry(&s2, 3 * SEC, &r2);
+	check(res_same(&r1, &r2) && r2.updated == 1 && r2.failed == 0 && r1.writes == r2.writes,
+	      "failed batch: the retry writes the set");
+	sync_reap(&s1, 0, true, &next);
+	sync_reap(&s2, 0, true, &next);
+	check_fake("batch after retry", &s2, &f2, &st2);
+	check_exact("batch after retry", &f2);
+	check(fakes_same(&f1, &f2, why, sizeof(why)), "batch after retry: same maps");
+	check_reader("batch one by one", &f1);
+	check_reader("batch", &f2);
+	model_state_free(&st);
+	model_state_free(&st2);
+	sync_fini(&s1);
+	sync_fini(&s2);
+	fake_fini(&f1);
+	fake_fini(&f2);
+}
+
+/* Random desired states, with random failures, on a one-by-one and a batching fake fed the
+ * same random sequence: after every apply the results and the maps are the same. */
+static void batch_equiv_run(uint64_t seed, unsigned steps, unsigned fail_pct)
+{
+	struct fake f1, f2;
+	struct sync s1, s2;
+	struct cand c[NCAND];
+	struct model_state want;
+	struct sync_result r1, r2;
+	uint64_t rng = seed, now = SEC, next;
+	size_t bad_res = 0, bad_writes = 0, bad_maps = 0, bad_mirror = 0;
+	char why[256], first[512] = "";
+
+	printf("# batch equivalence: seed %llu, %u steps, %u%% failures\n",
+	       (unsigned long long)seed, steps, fail_pct);
+	fake_init(&f1, 64);
+	fake_init(&f2, 64);
+	fake_batch(&f2);
+	f1.rng = f2.rng = seed ^ 0x5555;
+	sync_init(&s1, &f1.maps, GRACE);
+	sync_init(&s2, &f2.maps, GRACE);
+	for (uint32_t i = 0; i < NCAND; i++) {
+		c[i].present = xrand(&rng) % 4 != 0;
+		c[i].owner = i % NSVCREF;
+		c[i].flags = i >= 30 ? BPFSVC_FE_F_V6 : 0;
+		c[i].mask = (uint32_t)xrand(&rng) & 0xffff;
+	}
+	for (unsigned step = 0; step < steps; step++) {
+		size_t bf0 = f2.batch_fails;
+
+		if (step)
+			mutate(c, &rng, 10);
+		cand_build(c, &want);
+		f1.fail_pct = f2.fail_pct = fail_pct;
+		apply(&s1, &f1, &want, now, &r1, NULL);
+		apply(&s2, &f2, &want, now, &r2, NULL);
+		f1.fail_pct = f2.fail_pct = 0;
+		if (!res_same(&r1, &r2) && !bad_res++)
+			snprintf(first, sizeof(first), "step %u: results differ", step);
+		/* One by one counts each failed element write; a batch does not. */
+		if (r1.writes != r2.writes + (f2.batch_fails - bf0) && !bad_writes++)
+			snprintf(first, sizeof(first), "step %u: writes %llu vs %llu + %zu", step,
+				 (unsigned long long)r1.writes, (unsigned long long)r2.writes,
+				 f2.batch_fails - bf0);
+		if (!fakes_same(&f1, &f2, why, sizeof(why)) && !bad_maps++)
+			snprintf(first, sizeof(first), "step %u: %s", step, why);
+		if (!mirror_matches(&s2, &f2, why, sizeof(why)) && !bad_mirror++)
+			snprintf(first, sizeof(first), "step %u: %s", step, why);
+		if (step % 7 == 6) {
+			now += GRACE;
+			sync_reap(&s1, now, false, &next);
+			sync_reap(&s2, now, false, &next);
+		}
+		model_state_free(&want);
+	}
+	if (first[0])
+		printf("#   first problem: %s\n", first);
+	check(f2.batches > 0 && (!fail_pct || f2.batch_fails > 0),
+	      "batch equivalence: %zu batches, %zu failed", f2.batches, f2.batch_fails);
+	check(!bad_res, "batch equivalence: same results as one by one after every apply");
+	check(!bad_writes, "batch equivalence: same write counts (less the failed elements)");
+	check(!bad_maps, "batch equivalence: same maps after every apply");
+	check(!bad_mirror, "batch equivalence: mirror matches the batched map");
+	check_reader("batch equivalence, one by one", &f1);
+	check_reader("batch equivalence", &f2);
+	sync_fini(&s1);
+	sync_fini(&s2);
+	fake_fini(&f1);
+	fake_fini(&f2);
+}
+
 int main(void)
 {
 	init_keys();
@@ -3235,5 +3522,9 @@ int main(void)
 	mix_run("per-service mix with failures", 0x31415926ULL, 1000, 5);
 	equiv_run(0x5eed5eedULL, 80);
 	test_adopt_then_service();
+	test_adopt_crash_half_written();
+	test_batch_write();
+	batch_equiv_run(0xba7c4ULL, 400, 0);
+	batch_equiv_run(0xba7c5ULL, 400, 5);
 	return check_summary();
 }
