@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "array.h"
 #include "kube_client_int.h"
 
 uint64_t kube_mono_ns(void)
@@ -34,13 +35,13 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
 	(void)socketp;
 	if (what == CURL_POLL_REMOVE) {
 		epoll_ctl(c->epfd, EPOLL_CTL_DEL, s, NULL);
-		if (s < c->nsocks)
+		if ((size_t)s < c->nsocks)
 			c->socks[s] = (struct kube_sock){};
 		return 0;
 	}
-	if (s >= c->nsocks) {
-		int n = s + 64;
-		struct kube_sock *p = realloc(c->socks, n * sizeof(*p));
+	if ((size_t)s >= c->nsocks) {
+		size_t n = c->nsocks;
+		struct kube_sock *p = array_grow(c->socks, sizeof(*p), &n, (size_t)s + 1, 64);
 
 		if (!p)
 			return -1;
@@ -495,7 +496,7 @@ int kube_client_timer_fd(const struct kube_client *c)
 
 bool kube_client_owns_fd(const struct kube_client *c, int fd)
 {
-	return (fd >= 0 && fd < c->nsocks && c->socks[fd].ours) || is_exec_fd(c, fd) ||
+	return (fd >= 0 && (size_t)fd < c->nsocks && c->socks[fd].ours) || is_exec_fd(c, fd) ||
 	       (fd >= 0 && fd == c->health_timerfd);
 }
 
@@ -547,7 +548,7 @@ void kube_client_on_fd(struct kube_client *c, int fd, uint32_t epoll_events)
 		check_done(c);
 		return;
 	}
-	if (fd >= 0 && fd < c->nsocks && c->socks[fd].ours &&
+	if (fd >= 0 && (size_t)fd < c->nsocks && c->socks[fd].ours &&
 	    (epoll_events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
 		c->socks[fd].h.last_read_ns = kube_mono_ns();
 		c->socks[fd].h.probe_ns = 0;

@@ -57,7 +57,7 @@ static int req_sock(struct kube_client *c, struct kube_req *r)
 
 	if (r->queued || curl_easy_getinfo(r->easy, CURLINFO_LOCAL_PORT, &port) || port <= 0)
 		return -1;
-	for (int s = 0; s < c->nsocks; s++)
+	for (int s = 0; (size_t)s < c->nsocks; s++)
 		if (c->socks[s].ours && c->socks[s].local_port == port)
 			return s;
 	return -1;
@@ -65,7 +65,7 @@ static int req_sock(struct kube_client *c, struct kube_req *r)
 
 static void note_ports(struct kube_client *c)
 {
-	for (int s = 0; s < c->nsocks; s++) {
+	for (int s = 0; (size_t)s < c->nsocks; s++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 
@@ -164,7 +164,7 @@ void kube_health_check(struct kube_client *c)
 	}
 	mark_h2(c, h2);
 	probe_sock = c->probe ? req_sock(c, c->probe) : -1;
-	for (int s = 0; s < c->nsocks; s++) {
+	for (int s = 0; (size_t)s < c->nsocks; s++) {
 		struct kube_sock *k = &c->socks[s];
 
 		if (!k->ours || k->dropped)

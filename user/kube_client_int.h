@@ -50,7 +50,7 @@ struct kube_client {
 	int epfd;
 	int timerfd;
 	struct kube_sock *socks; /* by fd */
-	int nsocks;
+	size_t nsocks;
 	int health_timerfd;	 /* next health check, -1 when disabled */
 	uint64_t health_next_ns; /* when it is armed for, 0: disarmed */
 	struct kube_req *probe;	 /* the health probe in flight */

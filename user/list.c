@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "addr.h"
+#include "array.h"
 #include "datapath_maps.h"
 #include "list.h"
 
@@ -42,21 +43,16 @@ static int read_rows(const struct dp_maps *m, struct row **rows, size_t *nrows)
 	int err = 0;
 
 	while (!ops->fe_next(m->ctx, prev, &k)) {
-		struct row *r;
+		struct row *r, *p;
 		struct bpfsvc_slot_key sk;
 
 		prev = &k;
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			struct row *p = realloc(v, nc * sizeof(*p));
-
-			if (!p) {
-				err = -ENOMEM;
-				goto cleanup;
-			}
-			v = p;
-			cap = nc;
+		p = array_grow(v, sizeof(*v), &cap, n + 1, 64);
+		if (!p) {
+			err = -ENOMEM;
+			goto cleanup;
 		}
+		v = p;
 		r = &v[n];
 		memset(r, 0, sizeof(*r));
 		r->key = k;

@@ -23,6 +23,9 @@
 /* ...and "namespace/name" keys. Any object's fits: a 63-character namespace, '/', a
  * 253-character name (an EndpointSlice's may be that long) and the NUL. */
 #define MODEL_KEY_LEN 320
+/* A Service's key is shorter: its name is a DNS label too (model rejects longer ones), and
+ * the frontends' svc fields hold exactly these. */
+#define MODEL_SVC_KEY_LEN (BPFSVC_NS_LEN + BPFSVC_NAME_LEN)
 
 /* "ns/name" into buf; an empty or missing namespace is "default", as kubectl applies it.
  * Returns 0, -EINVAL without a name, or -ENAMETOOLONG. */

@@ -44,6 +44,9 @@ struct reconcile {
 	struct latency lat;
 	uint64_t reap_due_ns;
 	uint64_t retry_due_ns; /* frontends that failed to write are retried then */
+	/* A change lost to an allocation failure (a service not recomputed, a snapshot not
+	 * taken): the maps are as they were, and a whole resync then catches up. */
+	uint64_t resync_due_ns;
 	uint64_t retry_backoff_ns;
 	size_t fails_logged; /* failures the last "map full" lines described */
 	unsigned warned, unwarned; /* skipped-object warnings this apply: logged, not logged */
@@ -107,7 +110,7 @@ static const char *stage_map(enum sync_stage st)
 
 static uint32_t stage_capacity(const struct reconcile *rc, enum sync_stage st)
 {
-	const struct pinned_maps *m = datapath_maps(rc->dp);
+	const struct dp_maps *m = &rc->sync.maps;
 
 	switch (st) {
 	case SYNC_STAGE_SVC:
@@ -137,7 +140,7 @@ static void log_failures(struct reconcile *rc)
 				continue;
 			nfe++;
 			err = f->err;
-			snprintf(key, sizeof(key), "%s/%s", f->fe.svc.ns, f->fe.svc.name);
+			model_key(key, sizeof(key), f->fe.svc.ns, f->fe.svc.name);
 			/* a service's frontends are next to each other: count it once */
 			if (!strcmp(key, last))
 				continue;
@@ -193,6 +196,12 @@ static void schedule_retry(struct reconcile *rc, bool grow)
 	rc->retry_backoff_ns = b;
 	/* 75..125 % of the backoff, so agents on many nodes do not retry in step */
 	rc->retry_due_ns = now_ns() + b * 3 / 4 + (uint64_t)((double)b / 2 * (rand() / (RAND_MAX + 1.0)));
+}
+
+static void resync_later(struct reconcile *rc)
+{
+	if (!rc->resync_due_ns)
+		rc->resync_due_ns = now_ns() + RETRY_MIN_NS;
 }
 
 static void log_sync(struct reconcile *rc, const char *why, const struct sync_result *res,
@@ -255,9 +264,10 @@ static void apply_service(struct reconcile *rc, const char *key, struct sync_res
 	warn_summary(rc);
 	json_decref(slices);
 	if (ret == -ENOMEM) {
-		log_err("cannot build the desired state", "service=%s error=\"%s\"", key,
-			strerror(ENOMEM));
+		log_err("cannot build the desired state, resyncing later", "service=%s error=\"%s\"",
+			key, strerror(ENOMEM));
 		model_state_free(&want);
+		resync_later(rc);
 		return;
 	}
 	model_sort(&want);
@@ -320,9 +330,11 @@ static void sink_changed(void *arg, const char *svc_key)
 {
 	struct reconcile *rc = arg;
 
-	if (json_object_set_new(rc->dirty, svc_key, json_true()))
-		log_err("cannot note a changed service", "service=%s error=\"%s\"", svc_key,
-			strerror(ENOMEM));
+	if (json_object_set_new(rc->dirty, svc_key, json_true())) {
+		log_err("cannot note a changed service, resyncing later", "service=%s error=\"%s\"",
+			svc_key, strerror(ENOMEM));
+		resync_later(rc);
+	}
 }
 
 /* Bring the maps to the source's whole snapshot. One that cannot be taken (a file that does
@@ -332,11 +344,16 @@ static void sink_resync(void *arg, const char *why)
 	struct reconcile *rc = arg;
 	uint64_t t0 = now_ns();
 	json_t *objs = NULL;
+	int ret;
 
 	/* Everything is recomputed; per-service news is part of it. */
 	json_object_clear(rc->dirty);
 	json_object_clear(rc->conflicted);
-	if (rc->src->ops->snapshot(rc->src, &objs))
+	rc->resync_due_ns = 0;
+	ret = rc->src->ops->snapshot(rc->src, &objs);
+	if (ret == -ENOMEM)
+		resync_later(rc);
+	if (ret)
 		return;
 	apply_all(rc, objs, why, t0);
 	json_decref(objs);
@@ -350,41 +367,75 @@ const struct source_sink *reconcile_sink(struct reconcile *rc)
 	return &rc->sink;
 }
 
-int reconcile_open(const struct agent_opts *o, struct source *src, struct reconcile **out)
+/* The state without maps; on failure reconcile_close() frees what *out holds. */
+static int reconcile_new(const char *node_name, struct source *src, struct reconcile **out)
 {
-	struct map_sizes sizes = { o->max_frontends, o->max_services, o->max_slots, o->max_revnat };
 	struct reconcile *rc = calloc(1, sizeof(*rc));
-	char err[512] = "";
-	uint64_t gc = 0;
-	int ret;
 
+	*out = rc;
 	if (!rc)
 		return -ENOMEM;
 	rc->src = src;
 	rc->sink = (struct source_sink){ .resync = sink_resync, .changed = sink_changed,
 					 .batch_end = sink_batch_end, .arg = rc };
-	rc->mo.node_name = o->node_name;
+	rc->mo.node_name = node_name;
 	rc->mo.holder = agent_holder;
 	rc->mo.holder_ctx = &rc->sync;
 	rc->dirty = json_object();
 	rc->conflicted = json_object();
-	if (!rc->dirty || !rc->conflicted) {
-		ret = -ENOMEM;
-		goto fail;
+	return rc->dirty && rc->conflicted ? 0 : -ENOMEM;
+}
+
+/* What maps hold becomes the state the first apply starts from. */
+static int reconcile_adopt(struct reconcile *rc, const struct dp_maps *maps, uint64_t *gc)
+{
+	int ret = sync_init(&rc->sync, maps, SLOT_GRACE_NS);
+
+	if (ret)
+		return ret;
+	ret = sync_adopt(&rc->sync, NULL, gc);
+	if (ret)
+		log_err("cannot read the pinned maps", "error=\"%s\"", strerror(-ret));
+	return ret;
+}
+
+int reconcile_open_maps(const struct dp_maps *maps, const char *node_name, struct source *src,
+			struct reconcile **out)
+{
+	struct reconcile *rc;
+	uint64_t gc = 0;
+	int ret;
+
+	ret = reconcile_new(node_name, src, &rc);
+	if (!ret)
+		ret = reconcile_adopt(rc, maps, &gc);
+	if (ret) {
+		reconcile_close(rc);
+		return ret;
 	}
+	*out = rc;
+	return 0;
+}
+
+int reconcile_open(const struct agent_opts *o, struct source *src, struct reconcile **out)
+{
+	struct map_sizes sizes = { o->max_frontends, o->max_services, o->max_slots, o->max_revnat };
+	struct reconcile *rc;
+	char err[512] = "";
+	uint64_t gc = 0;
+	int ret;
+
+	ret = reconcile_new(o->node_name, src, &rc);
+	if (ret)
+		goto fail;
 	ret = datapath_open(o->pin_path, o->cgroup, &sizes, &rc->dp, err, sizeof(err));
 	if (ret) {
 		log_err("cannot set up the datapath", "error=\"%s\"", err);
 		goto fail;
 	}
-	ret = sync_init(&rc->sync, datapath_map_io(rc->dp), SLOT_GRACE_NS);
+	ret = reconcile_adopt(rc, datapath_map_io(rc->dp), &gc);
 	if (ret)
 		goto fail;
-	ret = sync_adopt(&rc->sync, NULL, &gc);
-	if (ret) {
-		log_err("cannot read the pinned maps", "error=\"%s\"", strerror(-ret));
-		goto fail;
-	}
 	log_info("datapath ready", "pin_path=%s cgroup=%s adopted_frontends=%zu gc_slots=%llu",
 		 o->pin_path, o->cgroup, rc->sync.n, (unsigned long long)gc);
 	*out = rc;
@@ -400,6 +451,8 @@ uint64_t reconcile_next_deadline(const struct reconcile *rc)
 
 	if (rc->retry_due_ns && (!due || rc->retry_due_ns < due))
 		due = rc->retry_due_ns;
+	if (rc->resync_due_ns && (!due || rc->resync_due_ns < due))
+		due = rc->resync_due_ns;
 	if (lat && (!due || lat < due))
 		due = lat;
 	return due;
@@ -407,6 +460,8 @@ uint64_t reconcile_next_deadline(const struct reconcile *rc)
 
 void reconcile_tick(struct reconcile *rc, uint64_t now)
 {
+	if (rc->resync_due_ns && rc->resync_due_ns <= now)
+		sink_resync(rc, "retry");
 	if (rc->reap_due_ns && rc->reap_due_ns <= now)
 		reap(rc, false);
 	if (latency_due(&rc->lat) && latency_due(&rc->lat) <= now)

@@ -8,11 +8,16 @@
 #include "source.h"
 
 struct agent_opts;
+struct dp_maps;
 struct reconcile;
 
 /* Open the datapath o names and adopt what is pinned there (errors are logged); changed
  * services are read from src. */
 int reconcile_open(const struct agent_opts *o, struct source *src, struct reconcile **out);
+/* The same over maps already open (the unit tests' fake), which must outlive rc; node_name
+ * too. Nothing is loaded, attached or pinned. */
+int reconcile_open_maps(const struct dp_maps *maps, const char *node_name, struct source *src,
+			struct reconcile **out);
 /* Stop the retries and reclaim what can be; the datapath stays pinned and serving. */
 void reconcile_stop(struct reconcile *rc);
 void reconcile_close(struct reconcile *rc);

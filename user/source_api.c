@@ -18,6 +18,7 @@
 
 #include <curl/curl.h>
 
+#include "array.h"
 #include "source_api.h"
 #include "source_api_store.h"
 #include "watch_stream.h"
@@ -104,10 +105,10 @@ static const char *meta(json_t *obj, const char *key)
 static int store_put(struct res *r, json_t *obj, bool deleted)
 {
 	struct api_source *s = r->s;
-	char key[API_KEY_LEN], owner[API_KEY_LEN];
+	char key[MODEL_KEY_LEN], owner[MODEL_KEY_LEN];
 	json_t *old;
 
-	if (api_obj_key(obj, key, sizeof(key)))
+	if (model_obj_key(obj, key, sizeof(key)))
 		return -EINVAL;
 	if (api_obj_prepare(obj, r->kind))
 		return -ENOMEM;
@@ -143,20 +144,14 @@ static void buf_reset(struct res *r)
 
 static int buf_add(struct res *r, const char *p, size_t n)
 {
+	char *b;
+
 	if (r->len + n + 1 > MAX_BODY)
 		return -E2BIG;
-	if (r->len + n + 1 > r->cap) {
-		size_t cap = r->cap ? r->cap : 65536;
-		char *b;
-
-		while (cap < r->len + n + 1)
-			cap *= 2;
-		b = realloc(r->buf, cap);
-		if (!b)
-			return -ENOMEM;
-		r->buf = b;
-		r->cap = cap;
-	}
+	b = array_grow(r->buf, 1, &r->cap, r->len + n + 1, 65536);
+	if (!b)
+		return -ENOMEM;
+	r->buf = b;
 	memcpy(r->buf + r->len, p, n);
 	r->len += n;
 	r->buf[r->len] = 0;
@@ -538,7 +533,7 @@ static char *escape(const char *s)
 static void start(struct res *r, enum res_state what, uint64_t now_ns)
 {
 	struct api_source *s = r->s;
-	char *path = NULL, *sel = escape(API_LABEL_SELECTOR), *cont = NULL, *rv = NULL;
+	char *path = NULL, *sel = escape(MODEL_LABEL_SELECTOR), *cont = NULL, *rv = NULL;
 	char err[256] = "";
 	unsigned timeout = 0; /* a watch's timeoutSeconds; 0 for a list */
 	int ret = -ENOMEM;

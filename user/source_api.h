@@ -13,8 +13,6 @@
 
 #include "kube_client.h"
 
-/* kube-proxy's selector: objects of other proxies and headless services are not ours. */
-#define API_LABEL_SELECTOR "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
 /* Items per list page. */
 #define API_LIST_LIMIT 500
 

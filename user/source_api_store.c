@@ -4,35 +4,6 @@
 
 #include "source_api_store.h"
 
-static const char *meta(json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
-}
-
-int api_obj_key(json_t *obj, char *buf, size_t len)
-{
-	const char *ns = meta(obj, "namespace"), *name = meta(obj, "name");
-
-	if (!name)
-		return -EINVAL;
-	snprintf(buf, len, "%s/%s", ns && *ns ? ns : "default", name);
-	return 0;
-}
-
-/* The slice-to-service join: the service a slice belongs to, "ns/svc", or "" if none. */
-static void slice_owner(json_t *slice, char *buf, size_t len)
-{
-	const char *ns = meta(slice, "namespace");
-	const char *svc = json_string_value(json_object_get(
-		json_object_get(json_object_get(slice, "metadata"), "labels"),
-		"kubernetes.io/service-name"));
-
-	if (svc && *svc)
-		snprintf(buf, len, "%s/%s", ns && *ns ? ns : "default", svc);
-	else
-		buf[0] = 0;
-}
-
 /* Keep what the model reads: managedFields, annotations (last-applied copies of the whole
  * object) and status can be most of an object's size, times 100k services. */
 static void slim(json_t *obj)
@@ -60,9 +31,9 @@ int api_list_add(json_t *listing, json_t *items, const char *kind)
 	size_t i;
 
 	json_array_foreach(items, i, it) {
-		char key[API_KEY_LEN];
+		char key[MODEL_KEY_LEN];
 
-		if (api_obj_key(it, key, sizeof(key)))
+		if (model_obj_key(it, key, sizeof(key)))
 			continue;
 		if (api_obj_prepare(it, kind) || json_object_set(listing, key, it))
 			return -ENOMEM;
@@ -74,7 +45,7 @@ void api_index_del(json_t *by_svc, json_t *slice, const char *key, char *owner, 
 {
 	json_t *set;
 
-	slice_owner(slice, owner, len);
+	model_slice_owner(slice, owner, len);
 	set = owner[0] ? json_object_get(by_svc, owner) : NULL;
 	if (!set) {
 		owner[0] = 0;
@@ -89,7 +60,7 @@ int api_index_add(json_t *by_svc, json_t *slice, const char *key, char *owner, s
 {
 	json_t *set;
 
-	slice_owner(slice, owner, len);
+	model_slice_owner(slice, owner, len);
 	if (!owner[0])
 		return 0;
 	set = json_object_get(by_svc, owner);
@@ -104,7 +75,7 @@ int api_index_add(json_t *by_svc, json_t *slice, const char *key, char *owner, s
 int api_index_build(json_t *store, json_t **by_svc)
 {
 	json_t *idx = json_object(), *slice;
-	char owner[API_KEY_LEN];
+	char owner[MODEL_KEY_LEN];
 	const char *key;
 
 	if (!idx)

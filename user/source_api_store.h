@@ -11,11 +11,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-/* "namespace/name": a DNS label, a slash, a DNS subdomain (253), the terminator. */
-#define API_KEY_LEN 320
+#include "model.h" /* object keys (model_obj_key, MODEL_KEY_LEN) and the slice join */
 
-/* An object's "ns/name" (no namespace: "default"); -EINVAL without a name. */
-int api_obj_key(json_t *obj, char *buf, size_t len);
 /* Ready an object for a store: the kind (list items lack it), and only what the model reads. */
 int api_obj_prepare(json_t *obj, const char *kind);
 /* Add the items of one list page to listing ("ns/name" -> object); items without a name are

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "sync.h"
 #include "sync_internal.h"
 
@@ -42,17 +43,12 @@ static void fails_clear(struct sync *s, const char *ns, const char *name)
 
 static int fails_push(struct sync *s, const struct model_fe *m, int err, enum sync_stage stage)
 {
-	struct sync_failure *f;
+	struct sync_failure *f, *v;
 
-	if (s->nfails == s->capfails) {
-		size_t cap = s->capfails ? s->capfails * 2 : 16;
-		struct sync_failure *v = realloc(s->fails, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		s->fails = v;
-		s->capfails = cap;
-	}
+	v = array_grow(s->fails, sizeof(*v), &s->capfails, s->nfails + 1, 16);
+	if (!v)
+		return -ENOMEM;
+	s->fails = v;
 	f = &s->fails[s->nfails];
 	f->fe = *m;
 	f->fe.be = NULL;
@@ -201,17 +197,14 @@ void sync_svc_release(struct sync *s, uint32_t id, struct sync_result *res)
 
 static int pend_push(struct sync *s, uint32_t set_id, uint32_t count, uint64_t due)
 {
+	struct sync_pending *p;
+
 	if (!count)
 		return 0;
-	if (s->npend == s->cappend) {
-		size_t cap = s->cappend ? s->cappend * 2 : 64;
-		struct sync_pending *p = realloc(s->pend, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		s->pend = p;
-		s->cappend = cap;
-	}
+	p = array_grow(s->pend, sizeof(*p), &s->cappend, s->npend + 1, 64);
+	if (!p)
+		return -ENOMEM;
+	s->pend = p;
 	s->pend[s->npend++] = (struct sync_pending){ set_id, count, due };
 	return 0;
 }
@@ -266,7 +259,7 @@ static int slots_write(struct sync *s, const struct bpfsvc_backend *be, uint32_t
 
 static void owner_key(const struct bpfsvc_svc_info *i, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%s", i->ns, i->name);
+	model_key(buf, len, i->ns, i->name);
 }
 
 static struct sync_owner *owner_get(const struct sync *s, const char *key)
@@ -282,6 +275,7 @@ int sync_owner_link(struct sync *s, struct sync_fe *f)
 {
 	char key[SYNC_OWNER_LEN];
 	struct sync_owner *o;
+	struct sync_fe **v;
 
 	if (f->val.svc_id >= s->max_svc || !s->svc[f->val.svc_id].info.in_use)
 		return 0;
@@ -294,15 +288,10 @@ int sync_owner_link(struct sync *s, struct sync_fe *f)
 		snprintf(o->key, sizeof(o->key), "%s", key);
 		HASH_ADD_STR(s->owners, key, o);
 	}
-	if (o->n == o->cap) {
-		uint32_t cap = o->cap ? o->cap * 2 : 4;
-		struct sync_fe **v = realloc(o->fes, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		o->fes = v;
-		o->cap = cap;
-	}
+	v = array_grow(o->fes, sizeof(*v), &o->cap, (size_t)o->n + 1, 4);
+	if (!v)
+		return -ENOMEM;
+	o->fes = v;
 	o->fes[o->n++] = f;
 	f->owner = o;
 	return 0;
@@ -542,7 +531,7 @@ int sync_apply_service(struct sync *s, const char *ns, const char *name,
 	int err = 0;
 
 	memset(res, 0, sizeof(*res));
-	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	model_key(key, sizeof(key), ns, name);
 	fails_clear(s, ns, name);
 	gen_next(s);
 	for (size_t j = 0; j < want->n; j++) {
@@ -593,7 +582,7 @@ int sync_retry(struct sync *s, uint64_t now_ns, struct sync_result *res)
 		char key[SYNC_OWNER_LEN];
 		struct sync_fe *f;
 
-		snprintf(key, sizeof(key), "%s/%s", m->svc.ns, m->svc.name);
+		model_key(key, sizeof(key), m->svc.ns, m->svc.name);
 		HASH_FIND(hh, s->fe, &m->key, sizeof(m->key), f);
 		if (todo[i].remove) {
 			/* gone meanwhile, or rewritten for another service: nothing to delete */

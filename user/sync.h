@@ -23,7 +23,7 @@
 #include "model.h"
 
 /* "ns/name" */
-#define SYNC_OWNER_LEN (BPFSVC_NS_LEN + BPFSVC_NAME_LEN + 1)
+#define SYNC_OWNER_LEN MODEL_SVC_KEY_LEN
 
 struct sync_owner;
 
@@ -43,7 +43,8 @@ struct sync_fe {
 struct sync_owner {
 	char key[SYNC_OWNER_LEN];
 	struct sync_fe **fes;
-	uint32_t n, cap;
+	uint32_t n;
+	size_t cap;
 	UT_hash_handle hh;
 };
 

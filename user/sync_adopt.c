@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "sync.h"
 #include "sync_internal.h"
 
@@ -127,7 +128,7 @@ bool sync_set_live(const struct sync *s, uint32_t set_id)
 static int collect_slots(struct sync *s, uint64_t *gc)
 {
 	const struct dp_map_ops *ops = s->maps.ops;
-	struct bpfsvc_slot_key sk, *sprev = NULL, *dead = NULL;
+	struct bpfsvc_slot_key sk, *sprev = NULL, *dead = NULL, *p;
 	size_t ndead = 0, capdead = 0;
 
 	/* Collect first: deleting while walking restarts the walk from the start. */
@@ -135,17 +136,12 @@ static int collect_slots(struct sync *s, uint64_t *gc)
 		sprev = &sk;
 		if (sync_set_live(s, sk.set_id))
 			continue;
-		if (ndead == capdead) {
-			size_t cap = capdead ? capdead * 2 : 256;
-			struct bpfsvc_slot_key *p = realloc(dead, cap * sizeof(*p));
-
-			if (!p) {
-				free(dead);
-				return -ENOMEM;
-			}
-			dead = p;
-			capdead = cap;
+		p = array_grow(dead, sizeof(*p), &capdead, ndead + 1, 256);
+		if (!p) {
+			free(dead);
+			return -ENOMEM;
 		}
+		dead = p;
 		dead[ndead++] = sk;
 	}
 	for (size_t i = 0; i < ndead; i++)
@@ -160,7 +156,7 @@ int sync_adopt(struct sync *s, struct sync_result *res, uint64_t *gc)
 	const struct dp_map_ops *ops = s->maps.ops;
 	void *ctx = s->maps.ctx;
 	struct bpfsvc_backend *be = NULL;
-	uint32_t cap_be = 0;
+	size_t cap_be = 0;
 	struct bpfsvc_fe_key k, *prev = NULL;
 	struct bpfsvc_slot_key sk;
 	struct sync_result local;
@@ -194,14 +190,13 @@ int sync_adopt(struct sync *s, struct sync_result *res, uint64_t *gc)
 			dirty = true;
 		}
 		if (v.count > cap_be) {
-			struct bpfsvc_backend *p = realloc(be, v.count * sizeof(*be));
+			struct bpfsvc_backend *p = array_grow(be, sizeof(*be), &cap_be, v.count, 64);
 
 			if (!p) {
 				err = -ENOMEM;
 				goto cleanup;
 			}
 			be = p;
-			cap_be = v.count;
 		}
 		for (sk.set_id = v.set_id, sk.idx = 0; sk.idx < v.count; sk.idx++) {
 			if (ops->slot_lookup(ctx, &sk, &be[n]))

@@ -184,7 +184,9 @@ for i in range(n):
 json.dump({"apiVersion": "v1", "kind": "List", "items": objs}, open(sys.argv[1] + ".tmp", "w"))
 PY
 mv "$OBJS.tmp" "$OBJS"
-BPFSVC=$TOP/build/bpfsvc agent_start
+# The plain build beside the sanitized one under test (build/asan/bpfsvc -> build/bpfsvc).
+case $BPFSVC in */asan/bpfsvc) plain=${BPFSVC%/asan/bpfsvc}/bpfsvc ;; *) plain=$BPFSVC ;; esac
+BPFSVC=$plain agent_start
 before=$(syncs)
 write_objects "$WEB" "$WEB_EPS"
 wait_for "sync" 100 synced_past "$before"
