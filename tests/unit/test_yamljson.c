@@ -2,7 +2,7 @@
 /*
  * Unit test for user/yamljson.c. Standalone; build and run e.g.:
  *   cc -std=gnu11 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-omit-frame-pointer \
- *      -Iuser tests/unit/test_yamljson.c user/yamljson.c -ljansson -lyaml -o /tmp/test_yamljson
+ *      -Iuser tests/unit/test_yamljson.c user/yamljson.c user/yamljson_scalar.c -ljansson -lyaml -o /tmp/test_yamljson
  *   /tmp/test_yamljson
  */
 #include "yamljson.h"
