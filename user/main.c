@@ -258,7 +258,9 @@ static int cmd_agent(int argc, char **argv)
 	return agent_run(&o) ? 1 : 0;
 }
 
-static int cmd_list(int argc, char **argv)
+/* The options list and cleanup share: --pin-path, --help and (list) --json. Returns -1 to go
+ * on, or the exit status. */
+static int pin_opts(int argc, char **argv, const char *usage, const char **pin, bool *json)
 {
 	static const struct option opts[] = {
 		{ "pin-path", required_argument, NULL, 'p' },
@@ -266,28 +268,40 @@ static int cmd_list(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *pin = BPFSVC_DEFAULT_PIN_PATH;
-	bool json = false;
-	char err[512] = "";
 	int c;
 
+	*pin = BPFSVC_DEFAULT_PIN_PATH;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			pin = optarg;
+			*pin = optarg;
 			break;
 		case 'j':
-			json = true;
+			if (!json)
+				return usage_error(usage, "%s", "invalid option");
+			*json = true;
 			break;
 		case 'h':
-			fputs(list_usage, stdout);
+			fputs(usage, stdout);
 			return 0;
 		default:
-			return usage_error(list_usage, "%s", "invalid option");
+			return usage_error(usage, "%s", "invalid option");
 		}
 	}
 	if (optind < argc)
-		return usage_error(list_usage, "unexpected argument \"%s\"", argv[optind]);
+		return usage_error(usage, "unexpected argument \"%s\"", argv[optind]);
+	return -1;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	const char *pin;
+	bool json = false;
+	char err[512] = "";
+	int ret = pin_opts(argc, argv, list_usage, &pin, &json);
+
+	if (ret >= 0)
+		return ret;
 	if (list_print(pin, json, stdout, err, sizeof(err))) {
 		fprintf(stderr, "bpfsvc list: %s\n", err);
 		return 1;
@@ -297,30 +311,13 @@ static int cmd_list(int argc, char **argv)
 
 static int cmd_cleanup(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "pin-path", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	const char *pin = BPFSVC_DEFAULT_PIN_PATH;
+	const char *pin;
 	struct cleanup_result res;
 	char err[1024] = "";
-	int c;
+	int ret = pin_opts(argc, argv, cleanup_usage, &pin, NULL);
 
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			pin = optarg;
-			break;
-		case 'h':
-			fputs(cleanup_usage, stdout);
-			return 0;
-		default:
-			return usage_error(cleanup_usage, "%s", "invalid option");
-		}
-	}
-	if (optind < argc)
-		return usage_error(cleanup_usage, "unexpected argument \"%s\"", argv[optind]);
+	if (ret >= 0)
+		return ret;
 	if (datapath_cleanup(pin, &res, err, sizeof(err))) {
 		fprintf(stderr, "bpfsvc cleanup: %s\n", err);
 		return 1;
