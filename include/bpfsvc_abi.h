@@ -23,15 +23,18 @@
  * since the BPF object's defaults are the sizes of the maps the agent creates.
  */
 /* Map sizes; the agent can override them at creation (--max-services etc.). These are the
- * floor the project promises: 65536 service ports and 262144 backends. */
+ * floor the project promises. */
 #ifndef BPFSVC_DEF_MAX_FRONTENDS
 #define BPFSVC_DEF_MAX_FRONTENDS 131072 /* one per (VIP, port, proto): dual-stack doubles it */
 #endif
 #ifndef BPFSVC_DEF_MAX_SERVICES
 #define BPFSVC_DEF_MAX_SERVICES 65536 /* service ports (ns/name:port) with metadata + stats */
 #endif
+#ifndef BPFSVC_DEF_MAX_BACKENDS
+#define BPFSVC_DEF_MAX_BACKENDS 262144 /* backends of all services together */
+#endif
 #ifndef BPFSVC_DEF_MAX_SLOTS
-#define BPFSVC_DEF_MAX_SLOTS 524288 /* 262144 backends, plus room for the atomic switch */
+#define BPFSVC_DEF_MAX_SLOTS (2 * BPFSVC_DEF_MAX_BACKENDS) /* room for the atomic switch */
 #endif
 #ifndef BPFSVC_DEF_MAX_REVNAT
 #define BPFSVC_DEF_MAX_REVNAT 262144 /* live client sockets remembered for reverse NAT */

@@ -69,7 +69,7 @@ static const char agent_usage[] =
 	"  --cgroup PATH         cgroup v2 to attach to (default: the cgroup v2 root)\n"
 	"  --pin-path DIR        bpffs directory for maps and links (default " BPFSVC_DEFAULT_PIN_PATH ")\n"
 	"  --max-services N      service ports the maps hold (default " STR(BPFSVC_DEF_MAX_SERVICES) ")\n"
-	"  --max-backends N      backends the maps hold (default 262144)\n"
+	"  --max-backends N      backends the maps hold (default " STR(BPFSVC_DEF_MAX_BACKENDS) ")\n"
 	"  --max-sockets N       client sockets remembered for reverse translation (default "
 	STR(BPFSVC_DEF_MAX_REVNAT) ")\n"
 	"  -v, --verbose         debug logs\n"
