@@ -497,6 +497,19 @@ static void gen_next(struct sync *s)
 	s->gen = 1;
 }
 
+/* A new generation in which every frontend want names is marked: the unmarked are not wanted. */
+static void mark_wanted(struct sync *s, const struct model_state *want)
+{
+	struct sync_fe *f;
+
+	gen_next(s);
+	for (size_t j = 0; j < want->n; j++) {
+		HASH_FIND(hh, s->fe, &want->fe[j].key, sizeof(want->fe[j].key), f);
+		if (f)
+			f->mark = s->gen;
+	}
+}
+
 int sync_apply(struct sync *s, const struct model_state *want, uint64_t now_ns,
 	       struct sync_result *res)
 {
@@ -506,12 +519,7 @@ int sync_apply(struct sync *s, const struct model_state *want, uint64_t now_ns,
 	memset(res, 0, sizeof(*res));
 	fails_clear(s, NULL, NULL);
 	/* Removals first: they free svc ids and map room the additions may need. */
-	gen_next(s);
-	for (size_t j = 0; j < want->n; j++) {
-		HASH_FIND(hh, s->fe, &want->fe[j].key, sizeof(want->fe[j].key), f);
-		if (f)
-			f->mark = s->gen;
-	}
+	mark_wanted(s, want);
 	HASH_ITER(hh, s->fe, f, tmp)
 		if (f->mark != s->gen)
 			remove_one(s, f, now_ns, res, &err);
@@ -533,12 +541,7 @@ int sync_apply_service(struct sync *s, const char *ns, const char *name,
 	memset(res, 0, sizeof(*res));
 	model_key(key, sizeof(key), ns, name);
 	fails_clear(s, ns, name);
-	gen_next(s);
-	for (size_t j = 0; j < want->n; j++) {
-		HASH_FIND(hh, s->fe, &want->fe[j].key, sizeof(want->fe[j].key), f);
-		if (f)
-			f->mark = s->gen;
-	}
+	mark_wanted(s, want);
 	o = owner_get(s, key);
 	if (o) {
 		/* Collect first: removing unlinks from (and may free) the owner entry. */

@@ -119,6 +119,14 @@ static int next_event(struct ctx *c, yaml_event_t *ev)
 	return 0;
 }
 
+/* The next item of a collection: 0, or 1 at its end event, or a negative errno. */
+static int next_in(struct ctx *c, yaml_event_t *ev, yaml_event_type_t end)
+{
+	int rc = next_event(c, ev);
+
+	return rc ? rc : ev->type == end;
+}
+
 /* A scalar's value (yamljson_scalar.c), with its complaint placed at the scalar. */
 static int build_scalar(struct ctx *c, const yaml_event_t *ev, json_t **out)
 {
@@ -155,12 +163,7 @@ static int build_sequence(struct ctx *c, unsigned int depth, json_t **out, size_
 		rc = oom(c);
 		goto cleanup;
 	}
-	for (;;) {
-		rc = next_event(c, &ev);
-		if (rc)
-			goto cleanup;
-		if (ev.type == YAML_SEQUENCE_END_EVENT)
-			break;
+	while (!(rc = next_in(c, &ev, YAML_SEQUENCE_END_EVENT))) {
 		rc = build_node(c, &ev, depth + 1, &item, &w, NULL);
 		if (rc)
 			goto cleanup;
@@ -170,6 +173,9 @@ static int build_sequence(struct ctx *c, unsigned int depth, json_t **out, size_
 			goto cleanup;
 		total += w;
 	}
+	if (rc < 0)
+		goto cleanup;
+	rc = 0;
 	*out = arr;
 	arr = NULL;
 	*weight = total;
@@ -242,12 +248,7 @@ static int build_mapping(struct ctx *c, unsigned int depth, json_t **out, size_t
 		rc = oom(c);
 		goto cleanup;
 	}
-	for (;;) {
-		rc = next_event(c, &ev);
-		if (rc)
-			goto cleanup;
-		if (ev.type == YAML_MAPPING_END_EVENT)
-			break;
+	while (!(rc = next_in(c, &ev, YAML_MAPPING_END_EVENT))) {
 		kmark = ev.start_mark;
 		/* JSON object keys are strings; there is no faithful rendering of a collection key */
 		if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
@@ -293,6 +294,8 @@ static int build_mapping(struct ctx *c, unsigned int depth, json_t **out, size_t
 		if (rc)
 			goto cleanup;
 	}
+	if (rc < 0)
+		goto cleanup;
 	rc = apply_merges(c, obj, merges);
 	if (rc)
 		goto cleanup;
