@@ -10,19 +10,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "fail_alloc.h"
 #include "source_api_store.h"
 
-/* Allocations left before one fails; < 0: never. */
-static long allocs_left = -1;
-
-static void *failing_malloc(size_t n)
-{
-	if (allocs_left == 0)
-		return NULL;
-	if (allocs_left > 0)
-		allocs_left--;
-	return malloc(n);
-}
 
 static json_t *obj(const char *kind, const char *ns, const char *name, const char *svc)
 {

@@ -15,22 +15,12 @@
 #include <time.h>
 
 #include "check.h"
+#include "fail_alloc.h"
 #include "fake_maps.h"
 #include "reconcile.h"
 #include "source.h"
 #include "source_api_store.h"
 
-/* Allocations left before one fails (jansson's, while armed); < 0: never. */
-static long allocs_left = -1;
-
-static void *failing_malloc(size_t n)
-{
-	if (allocs_left == 0)
-		return NULL;
-	if (allocs_left > 0)
-		allocs_left--;
-	return malloc(n);
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Fake source                                                                                */
