@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fail_alloc.h" /* the nth jansson allocation fails: every -ENOMEM path under LSan */
 
 
 static void diag_json(const char *label, const json_t *j)
@@ -709,18 +710,6 @@ static void test_api_edges(void)
 	json_decref(got);
 }
 
-/* Fail the nth jansson allocation, to walk every -ENOMEM path under LSan. */
-static long alloc_budget = -1;
-
-static void *failing_malloc(size_t size)
-{
-	if (alloc_budget == 0)
-		return NULL;
-	if (alloc_budget > 0)
-		alloc_budget--;
-	return malloc(size);
-}
-
 static void test_enomem(void)
 {
 	static const char yaml[] = "a: &a {x: 1, y: [p, q]}\n"
@@ -738,11 +727,11 @@ static void test_enomem(void)
 
 	json_set_alloc_funcs(failing_malloc, free);
 	for (n = 0; n < 10000 && !succeeded; n++) {
-		alloc_budget = n;
+		allocs_left = n;
 		got = NULL;
 		err[0] = '\0';
 		rc = yamljson_parse(yaml, strlen(yaml), &got, err, sizeof(err));
-		alloc_budget = -1;
+		allocs_left = -1;
 		if (rc == 0) {
 			succeeded = true;
 		} else if (rc != -ENOMEM || got || !err[0]) {
